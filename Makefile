@@ -1,0 +1,35 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   core install (no PyTorch), then the demonstration on a synthetic slide
+#   make test   everything (training extras and test tools), then the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip install --quiet --constraint constraints.txt
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.core: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) --editable .
+	touch $@
+
+$(VENV)/.all: $(VENV)/.core
+	$(PIP) --editable '.[train,dev]'
+	touch $@
+
+demo: $(VENV)/.core
+	rm -rf demo_out
+	$(BIN)/metasift demo --out demo_out
+
+test: $(VENV)/.all
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.all
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache

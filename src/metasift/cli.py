@@ -1,0 +1,206 @@
+"""The one ``metasift`` command and its subcommands.
+
+Heavy imports (scipy, scikit-image, torch) happen inside the handlers, so ``metasift --help``
+answers at once. ``main(argv)`` returns the exit code: 0 done, 1 some input failed, 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+
+CLASSES = ("available", "mixed", "debris", "too_few")  # same as metasift.synth.CLASSES
+
+
+def get_parser() -> argparse.ArgumentParser:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="metasift",
+        description="Sift metaphase pictures for the dicentric chromosome assay.",
+        formatter_class=fmt,
+    )
+    parser.add_argument("--version", action="version", version=f"metasift {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "synth",
+        help="write synthetic labelled metaphase pictures",
+        formatter_class=fmt,
+        description="Write N synthetic DCA pictures as OUT_DIR/<class>/<id>.png with "
+        "labels.csv, per-picture annotations and the settings used.",
+    )
+    p.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="new or empty folder")
+    p.add_argument("--n", type=int, default=100, help="number of pictures")
+    p.add_argument("--seed", type=int, default=0, help="same seed and options give the same bytes")
+    p.add_argument(
+        "--classes",
+        nargs="+",
+        default=list(CLASSES),
+        choices=CLASSES,
+        metavar="CLASS",
+        help=f"classes to draw, from {', '.join(CLASSES)}",
+    )
+    p.add_argument(
+        "--weights",
+        nargs="+",
+        type=float,
+        default=None,
+        help="relative share of each class (default: balanced)",
+    )
+    look = p.add_argument_group("picture")
+    look.add_argument("--size", default="1280x1024", help="WIDTHxHEIGHT in pixels")
+    look.add_argument("--stain", default="giemsa", choices=("giemsa", "giemsa-color", "dapi"))
+    look.add_argument("--format", default="png", choices=("png", "tif"), dest="fmt")
+    look.add_argument("--bits", type=int, default=8, choices=(8, 16), help="bit depth of the files")
+    look.add_argument("--dicentric-rate", type=float, default=0.05, help="dicentrics per cell")
+    look.add_argument("--ring-rate", type=float, default=0.005, help="centric rings per cell")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.set_defaults(handler=_synth)
+
+    p = sub.add_parser(
+        "info",
+        help="read pictures and report what they hold",
+        formatter_class=fmt,
+        description="Read each picture as metasift sees it and print its format, "
+        "bit depth, channels and polarity, or the reason it cannot be read.",
+    )
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="files or folders")
+    p.add_argument("--polarity", default="auto", choices=("auto", "dark", "bright"))
+    p.set_defaults(handler=_info)
+
+    p = sub.add_parser(
+        "demo",
+        help="run the bundled demonstration",
+        formatter_class=fmt,
+        description="Make a small synthetic slide and read it back.",
+    )
+    p.add_argument(
+        "--out", type=Path, default=Path("demo_out"), help="folder for the demo's output"
+    )
+    p.add_argument("--n", type=int, default=24, help="pictures on the synthetic slide")
+    p.set_defaults(handler=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args)
+    except (ValueError, FileExistsError) as err:
+        print(f"metasift {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"metasift {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--size must look like 1280x1024, not {text!r}") from None
+    return width, height
+
+
+def _synth(args) -> int:
+    from .synth import SynthConfig, write_dataset
+
+    width, height = _parse_size(args.size)
+    config = SynthConfig(
+        height=height,
+        width=width,
+        stain=args.stain,
+        dicentric_rate=args.dicentric_rate,
+        ring_rate=args.ring_rate,
+    )
+    start = time.perf_counter()
+    rows = write_dataset(
+        args.out_dir,
+        args.n,
+        seed=args.seed,
+        config=config,
+        classes=args.classes,
+        weights=args.weights,
+        fmt=args.fmt,
+        bits=args.bits,
+        workers=args.workers,
+    )
+    took = time.perf_counter() - start
+    counts = {c: sum(r["label"] == c for r in rows) for c in args.classes}
+    summary = ", ".join(f"{c} {k}" for c, k in counts.items())
+    print(f"wrote {len(rows)} pictures to {args.out_dir} ({summary}) in {took:.1f} s")
+    return 0
+
+
+def _info(args) -> int:
+    from .io import IMAGE_SUFFIXES, ImageReadError, read_image
+
+    files = []
+    for item in args.inputs:
+        if item.is_dir():
+            files += sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            files.append(item)
+    if not files:
+        print("metasift info: error: no image files found", file=sys.stderr)
+        return 2
+    failed = 0
+    for path in files:
+        try:
+            _, info = read_image(path, polarity=args.polarity)
+        except ImageReadError as err:
+            print(f"ERROR  {err}")
+            failed += 1
+            continue
+        notes = "; ".join(info.warnings)
+        print(
+            f"ok     {path}: {info.format} {info.dtype} {info.width}x{info.height} "
+            f"{info.channels}ch polarity={info.polarity}" + (f"  ({notes})" if notes else "")
+        )
+    print(f"{len(files) - failed} read, {failed} could not be read")
+    return 1 if failed else 0
+
+
+def _demo(args) -> int:
+    import csv
+
+    from .io import ImageReadError, read_image
+    from .synth import write_dataset
+
+    slide = args.out / "slide"
+    start = time.perf_counter()
+    write_dataset(slide, args.n, seed=2026)
+    (slide / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)  # a broken file
+    print(f"made a synthetic slide of {args.n} pictures and one corrupt file in {slide}")
+    with open(slide / "labels.csv", newline="") as fh:
+        truth = {row["path"]: row for row in csv.DictReader(fh)}
+    errors = 0
+    for rel in [*sorted(truth), "corrupt.png"]:
+        try:
+            _, info = read_image(slide / rel)
+        except ImageReadError as err:
+            print(f"  error     {err}")
+            errors += 1
+            continue
+        row = truth[rel]
+        print(
+            f"  {row['label']:9s} {rel:24s} {row['chromosome_count']:>2s} chromosomes, "
+            f"{row['spread_count']} spread(s)  read {info.width}x{info.height} {info.dtype}"
+        )
+    print(
+        f"done in {time.perf_counter() - start:.1f} s: "
+        f"{len(truth)} pictures read, {errors} error(s) reported"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from metasift import io, synth
+from metasift.cli import main
+
+SMALL = synth.SynthConfig(height=384, width=448)
+
+
+def _scenes(label, n, config=SMALL):
+    return [synth.generate(label, seed, config) for seed in range(n)]
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    return {label: _scenes(label, 12) for label in synth.CLASSES}
+
+
+def test_same_seed_same_picture():
+    a, ann_a = synth.generate("mixed", 7, SMALL)
+    b, ann_b = synth.generate("mixed", 7, SMALL)
+    c, _ = synth.generate("mixed", 8, SMALL)
+    assert np.array_equal(a, b) and ann_a == ann_b
+    assert not np.array_equal(a, c)
+
+
+def test_labels_agree_with_what_was_drawn(scenes):
+    for label, items in scenes.items():
+        for _, ann in items:
+            count, spreads = ann["chromosome_count"], ann["spread_count"]
+            assert (
+                count
+                == len(ann["chromosomes"])
+                == sum(s["chromosome_count"] for s in ann["spreads"])
+            )
+            overlapping = ann["debris_overlap_count"]
+            if label == "available":
+                assert spreads == 1 and count >= 40 and overlapping == 0 and ann["reasons"] == []
+            elif label == "too_few":
+                assert spreads == 1 and count < 40 and ann["reasons"] == ["too_few"]
+            elif label == "mixed":
+                assert spreads >= 2 and ann["reasons"] == ["mixed"]
+            else:
+                assert (
+                    spreads == 1
+                    and count >= 40
+                    and overlapping >= 1
+                    and ann["reasons"] == ["debris"]
+                )
+
+
+def test_debris_really_covers_a_chromosome(scenes):
+    for _, ann in scenes["debris"]:
+        hits = [o for o in ann["nuclei"] + ann["debris"] if o["over_chromosomes"]]
+        assert hits
+        for obj in hits:
+            r0, c0, r1, c1 = obj["box"]
+            for idx in obj["over_chromosomes"]:
+                cr0, cc0, cr1, cc1 = (ann["chromosomes"] + ann["fragments"])[idx]["box"]
+                assert r0 <= cr1 and cr0 <= r1 and c0 <= cc1 and cc0 <= c1  # boxes meet
+
+
+def test_chromosomes_are_dark_where_annotated(scenes):
+    for label, items in scenes.items():
+        image, ann = items[0]
+        background = np.median(image)
+        centres = np.array([c["centerline"][len(c["centerline"]) // 2] for c in ann["chromosomes"]])
+        darkest = [
+            image[r - 2 : r + 3, c - 2 : c + 3].min() for r, c in np.round(centres).astype(int)
+        ]
+        assert np.median(darkest) < 0.75 * background, label  # real Giemsa: about 0.5
+
+
+def test_chromosomes_have_human_sizes_and_centromeres(scenes):
+    _, ann = scenes["available"][0]
+    lengths = sorted(c["length"] for c in ann["chromosomes"] if c["kind"] == "chromosome")
+    assert lengths[-1] / lengths[0] > 3  # chromosome 1 vs 21/Y: about 4x in a real karyotype
+    for c in ann["chromosomes"]:
+        assert len(c["centromeres"]) == (2 if c["dicentric"] else 1)
+
+
+def test_hard_cases_exist():
+    available = _scenes("available", 40)
+    assert any(a["chromosome_count"] == 40 for _, a in available)
+    assert any(n.get("touching") for _, a in available for n in a["nuclei"])
+    too_few = _scenes("too_few", 30)
+    assert any(a["chromosome_count"] == 39 for _, a in too_few)
+    mixed = _scenes("mixed", 30)
+    assert {a["spreads_layout"] for _, a in mixed} == {"intermingled", "side_by_side", "apart"}
+
+
+def test_dicentrics_and_rings_at_the_asked_rate():
+    config = synth.SynthConfig(height=384, width=448, dicentric_rate=1.0, ring_rate=0.5)
+    anns = [synth.generate("available", s, config)[1] for s in range(20)]
+    dic = sum(a["dicentric_count"] for a in anns)
+    rings = sum(a["ring_count"] for a in anns)
+    assert 8 <= dic <= 35 and rings >= 2
+    for a in anns:  # every dicentric and ring leaves an acentric fragment
+        assert a["fragment_count"] == a["dicentric_count"] + a["ring_count"]
+    config = synth.SynthConfig(height=384, width=448, dicentric_rate=0, ring_rate=0)
+    anns = [synth.generate("available", s, config)[1] for s in range(10)]
+    assert all(a["dicentric_count"] == a["ring_count"] == a["fragment_count"] == 0 for a in anns)
+
+
+def test_plan_labels_balanced_and_weighted():
+    labels = synth.plan_labels(10, 0)
+    assert sorted(labels.count(c) for c in synth.CLASSES) == [2, 2, 3, 3]
+    labels = synth.plan_labels(100, 0, classes=("available", "mixed"), weights=(3, 1))
+    assert labels.count("available") == 75 and labels.count("mixed") == 25
+    with pytest.raises(ValueError, match="classes"):
+        synth.plan_labels(4, 0, classes=("blurry",))
+    with pytest.raises(ValueError, match="weight"):
+        synth.plan_labels(4, 0, weights=(1, 2))
+
+
+def test_bad_config_is_refused():
+    with pytest.raises(ValueError, match="stain"):
+        synth.SynthConfig(stain="h&e")
+    with pytest.raises(ValueError, match="size"):
+        synth.SynthConfig(width=10)
+
+
+@pytest.mark.parametrize(
+    "fmt,bits,stain", [("png", 8, "giemsa"), ("tif", 16, "dapi"), ("png", 8, "giemsa-color")]
+)
+def test_dataset_on_disk_is_reproducible_and_readable(tmp_path, fmt, bits, stain):
+    args = [
+        "synth",
+        "--n",
+        "5",
+        "--seed",
+        "3",
+        "--size",
+        "448x384",
+        "--format",
+        fmt,
+        "--bits",
+        str(bits),
+        "--stain",
+        stain,
+        "--workers",
+        "2",
+    ]
+    assert main([*args, str(tmp_path / "a")]) == 0
+    assert main([*args, str(tmp_path / "b")]) == 0
+    with open(tmp_path / "a" / "labels.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 5 and set(synth.LABEL_COLUMNS) <= set(rows[0])
+    for row in rows:
+        first, second = tmp_path / "a" / row["path"], tmp_path / "b" / row["path"]
+        assert row["path"].startswith(row["label"] + "/") and row["path"].endswith(fmt)
+        assert first.read_bytes() == second.read_bytes()
+        _, info = io.read_image(first)
+        assert info.dtype == f"uint{bits}" and (info.width, info.height) == (448, 384)
+        assert info.channels == (3 if stain == "giemsa-color" else 1)
+        assert info.polarity == ("bright" if stain == "dapi" else "dark")
+        ann = json.loads((tmp_path / "a" / "annotations" / f"{first.stem}.json").read_text())
+        assert ann["label"] == row["label"] and ann["chromosome_count"] == int(
+            row["chromosome_count"]
+        )
+        # the picture can be made again from its own seed alone
+        again, _ = synth.generate(
+            row["label"], int(row["seed"]), synth.SynthConfig(**ann["config"])
+        )
+        assert np.array_equal(synth.to_stored(again, bits), _stored(first))
+
+
+def _stored(path):
+    if path.suffix == ".tif":
+        return tifffile.imread(path)
+    with Image.open(path) as im:
+        return np.asarray(im)
+
+
+def test_never_writes_into_a_folder_that_has_files(tmp_path, capsys):
+    (tmp_path / "mine.tif").write_bytes(b"lab data")
+    assert main(["synth", str(tmp_path), "--n", "2"]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert (tmp_path / "mine.tif").read_bytes() == b"lab data"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.tif"]
