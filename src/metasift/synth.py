@@ -366,17 +366,31 @@ class _Scene:
         """A faint cytoplasm remnant around some spreads."""
         if self.cfg.stain == "dapi" or self.rng.random() > 0.5:
             return
+        h, w = self.shape
         for spread in self.spreads:
             (r, c), radius = spread["center"], spread["radius"] * self.rng.uniform(1.05, 1.4)
-            rr, cc = np.ogrid[: self.shape[0], : self.shape[1]]
-            dist = np.hypot(rr - r, cc - c) / radius
-            self.od_other += (self.rng.uniform(0.02, 0.07) * expit((1 - dist) * 8)).astype(
-                np.float32
+            e = int(radius * 1.8)
+            r0, r1, c0, c1 = (
+                max(int(r) - e, 0),
+                min(int(r) + e, h),
+                max(int(c) - e, 0),
+                min(int(c) + e, w),
             )
+            rr, cc = np.ogrid[r0:r1, c0:c1]
+            dist = np.hypot(rr - r, cc - c).astype(np.float32) / radius
+            self.od_other[r0:r1, c0:c1] += self.rng.uniform(0.02, 0.07) * expit((1 - dist) * 8)
 
     def _cover(self, margin: int) -> np.ndarray:
+        """Pixels within ``margin`` of a chromosome (dilated only around the chromosomes)."""
         cover = self.owner >= 0
-        return ndi.binary_dilation(cover, iterations=margin) if margin else cover
+        rows, cols = np.nonzero(cover.any(1))[0], np.nonzero(cover.any(0))[0]
+        if margin and len(rows):
+            box = (
+                slice(max(rows[0] - margin, 0), rows[-1] + margin + 1),
+                slice(max(cols[0] - margin, 0), cols[-1] + margin + 1),
+            )
+            cover[box] = ndi.binary_dilation(cover[box], iterations=margin)
+        return cover
 
     def _add_nuclei(self):
         """Interphase nuclei: never over chromosomes here (that is the debris class's job)."""
@@ -510,46 +524,45 @@ class _Scene:
     def _render(self) -> np.ndarray:
         rng, (h, w) = self.rng, self.shape
         od = self.od_chrom + self.od_other
-        od += _smooth_noise(self.shape, 160, rng) * rng.uniform(0.0, 0.02)  # uneven slide
-        rr, cc = np.ogrid[:h, :w]
-        center = rng.uniform([0.2 * h, 0.2 * w], [0.8 * h, 0.8 * w])
-        vignette = (
-            1
-            - rng.uniform(0.05, 0.35)
-            * (((rr - center[0]) / h) ** 2 + ((cc - center[1]) / w) ** 2)
-            * 2
+        od += _smooth_noise(self.shape, 160, rng) * np.float32(
+            rng.uniform(0.0, 0.02)
+        )  # uneven slide
+        # illumination: off-centre vignetting and a slight tilt, as in a real bright-field frame
+        r0, c0 = rng.uniform([0.2, 0.2], [0.8, 0.8]).astype(np.float32)
+        rows = np.linspace(0, 1, h, dtype=np.float32)[:, None]
+        cols = np.linspace(0, 1, w, dtype=np.float32)[None, :]
+        fall = np.float32(rng.uniform(0.1, 0.7))
+        tilt_r, tilt_c = (np.float32(v) for v in rng.uniform(-0.1, 0.1, 2))
+        light = (1 - fall * (rows - r0) ** 2 + tilt_r * (rows - 0.5)) + (
+            -fall * (cols - c0) ** 2 + tilt_c * (cols - 0.5)
         )
-        tilt = 1 + rng.uniform(-0.1, 0.1) * (rr / h - 0.5) + rng.uniform(-0.1, 0.1) * (cc / w - 0.5)
-        light = (vignette * tilt).astype(np.float32)
         blur = rng.uniform(0.5, 1.6) * min(h, w) / 1024
-        stain = self.cfg.stain
-        if stain == "dapi":
-            glow = rng.uniform(0.02, 0.1)
-            image = glow * light + od * rng.uniform(0.55, 0.95) * light
+        if self.cfg.stain == "dapi":
+            image = (
+                np.float32(rng.uniform(0.02, 0.1)) * light
+                + od * np.float32(rng.uniform(0.55, 0.95)) * light
+            )
             image = ndi.gaussian_filter(image, blur)
-            image = image + rng.normal(0, 1, self.shape).astype(np.float32) * (
-                rng.uniform(0.004, 0.02) + 0.02 * np.sqrt(np.clip(image, 0, None))
-            )
-            return np.clip(image, 0, 1).astype(np.float32)
+            shot = np.float32(rng.uniform(0.004, 0.02)) + 0.02 * np.sqrt(np.clip(image, 0, None))
+            image += rng.standard_normal(self.shape, np.float32) * shot
+            return np.clip(image, 0, 1)
         level = rng.uniform(0.35, 0.9)  # exposure: real Giemsa frames sit anywhere here
-        if stain == "giemsa":
-            absorb, tint = np.array([1.0], np.float32), np.array([1.0], np.float32)
+        if self.cfg.stain == "giemsa":
+            absorb, tint = [1.0], [1.0]
         else:  # purple: Giemsa absorbs green most, blue least
-            absorb = np.array([0.75, 1.0, 0.35], np.float32) * rng.uniform(0.9, 1.1, 3).astype(
-                np.float32
-            )
-            tint = np.array([0.95, 0.92, 1.0], np.float32) * rng.uniform(0.97, 1.03, 3).astype(
-                np.float32
-            )
-        noise_sd = rng.uniform(0.004, 0.02)
+            absorb = np.array([0.75, 1.0, 0.35]) * rng.uniform(0.9, 1.1, 3)
+            tint = np.array([0.95, 0.92, 1.0]) * rng.uniform(0.97, 1.03, 3)
+        noise_sd = np.float32(rng.uniform(0.004, 0.02))
         channels = []
         for a, t in zip(absorb, tint):
-            ch = level * t * light * np.exp(-od * a)
+            ch = np.exp(od * np.float32(-a)) * light
+            ch *= np.float32(level * t)
             ch = ndi.gaussian_filter(ch, blur)
-            ch += rng.normal(0, 1, self.shape).astype(np.float32) * (noise_sd * (0.5 + np.sqrt(ch)))
+            ch += rng.standard_normal(self.shape, np.float32) * (
+                noise_sd * (0.5 + np.sqrt(np.clip(ch, 0, None)))
+            )
             channels.append(np.clip(ch, 0, 1))
-        image = channels[0] if len(channels) == 1 else np.stack(channels, -1)
-        return image.astype(np.float32)
+        return channels[0] if len(channels) == 1 else np.stack(channels, -1)
 
     def _annotation(self) -> dict:
         reasons = reasons_for(self.spreads, self.nuclei, self.debris)
@@ -590,20 +603,37 @@ def reasons_for(spreads, nuclei, debris) -> list[str]:
 
 
 class _Shape:
-    """An object drawn in a local window: its OD, mask and the chromosomes under it."""
+    """An object drawn from a fixed local pattern, computed once, placed at ``center``.
+
+    ``pattern()`` gives the shape over offsets -e..e from the centre; moving the object while
+    looking for a free spot only re-slices it.
+    """
 
     center: np.ndarray
     extent: float
+    threshold = 0.2  # pattern value above which a pixel belongs to the object
 
-    def grid(self, shape):
-        h, w = shape
-        r, c = self.center
-        e = int(np.ceil(self.extent)) + 2
-        r0, r1 = max(int(r) - e, 0), min(int(r) + e + 1, h)
-        c0, c1 = max(int(c) - e, 0), min(int(c) + e + 1, w)
-        self.window = (slice(r0, max(r1, r0)), slice(c0, max(c1, c0)))
-        rr, cc = np.mgrid[r0 : max(r1, r0), c0 : max(c1, c0)].astype(np.float32)
-        return rr - np.float32(r), cc - np.float32(c)
+    def pattern(self) -> np.ndarray:
+        if getattr(self, "_pattern", None) is None:
+            e = self.half = int(np.ceil(self.extent)) + 2
+            dr, dc = np.mgrid[-e : e + 1, -e : e + 1].astype(np.float32)
+            self._pattern = self._shape(dr, dc)
+        return self._pattern
+
+    def _local(self, shape, full=None):
+        """The part of ``full`` (default: the pattern) that falls inside the image; sets
+        ``window``, the matching slices of the image."""
+        pattern = self.pattern() if full is None else full
+        e, (h, w) = self.half, shape
+        r, c = (round(float(v)) for v in self.center)
+        r0, r1 = min(max(r - e, 0), h), max(min(r + e + 1, h), 0)
+        c0, c1 = min(max(c - e, 0), w), max(min(c + e + 1, w), 0)
+        r1, c1 = max(r1, r0), max(c1, c0)
+        self.window = (slice(r0, r1), slice(c0, c1))
+        return pattern[r0 - r + e : r1 - r + e, c0 - c + e : c1 - c + e]
+
+    def mask(self, shape) -> np.ndarray:
+        return self._local(shape) > self.threshold
 
     def overlaps(self, cover) -> bool:
         mask = self.mask(cover.shape)
@@ -613,6 +643,9 @@ class _Shape:
         mask = self.mask(cover.shape)
         ids = owner[self.window][mask & cover[self.window]]
         return sorted(int(i) for i in np.unique(ids) if i >= 0)
+
+    def od(self, peak, shape) -> np.ndarray:
+        return (peak * self._local(shape)).astype(np.float32)
 
     def box(self):
         rs, cs = self.window
@@ -630,8 +663,8 @@ class _Nucleus(_Shape):
         self.lobes = rng.normal(0, 0.012, 3)
         self.touching = False  # placed to almost touch the spread without covering it
 
-    def _rho(self, shape):
-        dr, dc = self.grid(shape)
+    def _shape(self, dr, dc):
+        """Normalised radius: < 1 inside the nucleus."""
         ct, st = np.cos(self.tilt), np.sin(self.tilt)
         u, v = dr * ct + dc * st, (-dr * st + dc * ct) * self.aspect
         angle = np.arctan2(u, v)
@@ -639,19 +672,17 @@ class _Nucleus(_Shape):
         return np.hypot(u, v) / (self.radius * rim)
 
     def mask(self, shape):
-        return self._rho(shape) < 1.03
+        return self._local(shape) < 1.03
 
     def od(self, peak, shape):
-        rng = self.rng
-        rho = self._rho(shape)
-        hh, ww = rho.shape
-        blotch = _smooth_noise((hh, ww), max(4, self.radius / 5), rng)
-        grain = ndi.gaussian_filter(rng.random((hh, ww)).astype(np.float32), 1.0)
+        rng, rho = self.rng, self.pattern()
+        blotch = _smooth_noise(rho.shape, max(4, self.radius / 5), rng)
+        grain = ndi.gaussian_filter(rng.random(rho.shape, np.float32), 1.0)
         grain = (grain - grain.mean()) / (grain.std() + 1e-6)
         body = np.sqrt(np.clip(1 - rho**2, 0, 1)) * 0.4 + 0.6
         edge = expit((1 - rho) / 0.035)
-        texture = 1 + 0.35 * blotch + 0.18 * grain
-        return (peak * body * edge * np.clip(texture, 0.2, None)).astype(np.float32)
+        texture = np.clip(1 + 0.35 * blotch + 0.18 * grain, 0.2, None)
+        return self._local(shape, (peak * body * edge * texture).astype(np.float32))
 
 
 class _Blob(_Shape):
@@ -664,19 +695,11 @@ class _Blob(_Shape):
         self.radii = size * rng.uniform(0.3, 0.7, parts) if parts > 1 else np.array([size])
         self.extent = float(np.max(np.abs(self.parts)) + self.radii.max() + 2)
 
-    def _density(self, shape):
-        dr, dc = self.grid(shape)
+    def _shape(self, dr, dc):
         dens = np.zeros_like(dr)
         for (pr, pc), rad in zip(self.parts, self.radii):
-            dist = np.hypot(dr - pr, dc - pc)
-            dens = np.maximum(dens, expit((rad - dist) / 0.5))
+            dens = np.maximum(dens, expit((rad - np.hypot(dr - pr, dc - pc)) / 0.5))
         return dens
-
-    def mask(self, shape):
-        return self._density(shape) > 0.2
-
-    def od(self, peak, shape):
-        return (peak * self._density(shape)).astype(np.float32)
 
 
 class _Fibre(_Shape):
@@ -692,17 +715,9 @@ class _Fibre(_Shape):
         self.thick = rng.uniform(0.6, 1.4)
         self.extent = float(np.abs(self.line).max() + 4)
 
-    def _density(self, shape):
-        dr, dc = self.grid(shape)
+    def _shape(self, dr, dc):
         _, across, beyond = _project(dr, dc, self.line, False)
-        dist = np.hypot(across, beyond)
-        return expit((self.thick - dist) / 0.5)
-
-    def mask(self, shape):
-        return self._density(shape) > 0.2
-
-    def od(self, peak, shape):
-        return (peak * self._density(shape)).astype(np.float32)
+        return expit((self.thick - np.hypot(across, beyond)) / 0.5)
 
 
 def _project(rr, cc, line, closed):
@@ -732,13 +747,23 @@ def _project(rr, cc, line, closed):
 
 
 def _smooth_noise(shape, scale, rng) -> np.ndarray:
-    """Zero-mean, unit-ish smooth noise with features about ``scale`` pixels across."""
+    """Smooth noise (about unit spread) with features about ``scale`` pixels across: a coarse
+    random grid, interpolated bilinearly (rows, then columns; no BLAS threads to fight over
+    between worker processes)."""
     h, w = shape
-    small = rng.normal(0, 1, (max(2, int(h / scale) + 2), max(2, int(w / scale) + 2))).astype(
-        np.float32
-    )
-    big = ndi.zoom(small, (h / (small.shape[0] - 1), w / (small.shape[1] - 1)), order=1)
-    return big[:h, :w]
+    gh, gw = max(2, int(h / scale) + 2), max(2, int(w / scale) + 2)
+    small = rng.standard_normal((gh, gw), np.float32)
+    lo, frac = _interp_weights(h, gh)
+    tall = small[lo] * (1 - frac)[:, None] + small[lo + 1] * frac[:, None]
+    lo, frac = _interp_weights(w, gw)
+    return tall[:, lo] * (1 - frac) + tall[:, lo + 1] * frac
+
+
+def _interp_weights(n: int, m: int):
+    """Left neighbour and weight to linearly interpolate m grid values onto n points."""
+    pos = np.linspace(0, m - 1, n, dtype=np.float32)
+    lo = np.minimum(pos.astype(int), m - 2)
+    return lo, pos - lo
 
 
 def _point_at(line, s):
@@ -797,9 +822,9 @@ def save_image(path: Path, stored: np.ndarray, fmt: str) -> None:
             compressionargs={"level": 1},
         )
     else:
-        from PIL import Image
+        import imagecodecs  # libpng: about twice as fast as Pillow's encoder at level 1
 
-        Image.fromarray(stored).save(tmp, format="PNG", compress_level=1)
+        tmp.write_bytes(imagecodecs.png_encode(stored, level=1))
     os.replace(tmp, path)
 
 

@@ -1,0 +1,50 @@
+"""How fast `metasift synth` writes pictures: images/s for N 1280x1024 pictures on disk.
+
+Target (issue 2): 1,000 pictures in under 2 minutes on a 2-core machine.
+
+    python benchmarks/synth_speed.py --n 1000 [--workers 2] [--stain giemsa] [--format png]
+"""
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from metasift.synth import SynthConfig, write_dataset
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--stain", default="giemsa", choices=("giemsa", "giemsa-color", "dapi"))
+    parser.add_argument("--format", default="png", choices=("png", "tif"))
+    parser.add_argument("--bits", type=int, default=8, choices=(8, 16))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "synth"
+        start = time.perf_counter()
+        write_dataset(
+            out,
+            args.n,
+            seed=0,
+            config=SynthConfig(stain=args.stain),
+            fmt=args.format,
+            bits=args.bits,
+            workers=args.workers,
+        )
+        took = time.perf_counter() - start
+        size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    print(
+        f"synth: {args.n} pictures 1280x1024 {args.stain} {args.format} {args.bits}-bit, "
+        f"{args.workers} workers, {os.cpu_count()} cores"
+    )
+    print(f"  {took:.1f} s, {args.n / took:.1f} images/s, {size / 2**20:.0f} MiB on disk")
+    print(f"  projected for 1,000 pictures: {1000 * took / args.n:.0f} s (target < 120 s)")
+
+
+if __name__ == "__main__":
+    main()
