@@ -105,9 +105,12 @@ class _Scene:
     # ---- planning -----------------------------------------------------------------------
     def build(self):
         rng, side = self.rng, min(self.shape)
-        self.chr1 = side * rng.uniform(0.03, 0.065)  # length of chromosome 1 in pixels
+        # length of chromosome 1 in pixels: real Giemsa frames measure ~4-8% of the short side;
+        # fluorescence karyotyping frames are taken at higher magnification (~7-12%)
+        zoom = (0.07, 0.12) if self.cfg.stain == "dapi" else (0.035, 0.075)
+        self.chr1 = side * rng.uniform(*zoom)
         self.condensed = rng.uniform(0.0, 1.0)  # 1: short, thick metaphase; 0: prometaphase
-        self.width_px = max(3.0, self.chr1 * (0.30 - 0.1 * (1 - self.condensed)) * 0.75)
+        self.width_px = max(3.0, self.chr1 * (0.16 + 0.08 * self.condensed))
         self.od_peak = rng.uniform(0.6, 1.1)
         self.band_contrast = rng.uniform(0.05, 0.3)
         self.sister_gap = rng.uniform(0.0, 1.0)  # how visibly the two chromatids separate
@@ -153,7 +156,7 @@ class _Scene:
 
     def _spread_radius(self, n: int) -> float:
         mean_len = self.chr1 * 0.55
-        spacing = mean_len * self.rng.uniform(1.5, 2.6)  # compact to loosely scattered
+        spacing = mean_len * self.rng.uniform(1.3, 2.3)  # compact to loosely scattered
         return float(np.sqrt(n * spacing**2 / np.pi))
 
     def _center_inside(self, radius: float) -> tuple[float, float]:
@@ -399,7 +402,7 @@ class _Scene:
             rng.choice([0, 1, 2, 3, 4, 5, 6, 8], p=[0.08, 0.12, 0.18, 0.18, 0.16, 0.12, 0.1, 0.06])
         )
         cover = self._cover(2)
-        radius_mean = self.chr1 * rng.uniform(1.3, 2.3)
+        radius_mean = self._nucleus_radius()
         touching = self.label != "mixed" and rng.random() < 0.25  # hard case for "available"
         for k in range(n):
             radius = radius_mean * rng.uniform(0.8, 1.2)
@@ -410,6 +413,12 @@ class _Scene:
                 nucleus = self._free_spot(make, cover)
             if nucleus is not None:
                 self._paint_nucleus(nucleus)
+
+    def _nucleus_radius(self) -> float:
+        """Measured on the real sets: ~1.5 x chromosome 1 in Giemsa frames, ~0.9 x in the
+        higher-magnification DAPI frames."""
+        low, high = (0.7, 1.2) if self.cfg.stain == "dapi" else (1.1, 1.9)
+        return self.chr1 * self.rng.uniform(low, high)
 
     def _nucleus_touching(self, radius, cover):
         """A nucleus pushed in from outside until it almost touches the spread."""
@@ -444,7 +453,7 @@ class _Scene:
         return None
 
     def _paint_nucleus(self, nucleus, over=()):
-        od = nucleus.od(self.od_peak * self.rng.uniform(0.45, 0.8), self.shape)
+        od = nucleus.od(self.od_peak * self.rng.uniform(0.35, 0.65), self.shape)
         self.od_other[nucleus.window] += od
         self.nuclei.append(
             dict(
@@ -494,7 +503,7 @@ class _Scene:
             at = np.array([rng.uniform(r0, r1 + 1), rng.uniform(c0, c1 + 1)])
             kind = rng.choice(["particle", "clump", "nucleus"], p=[0.45, 0.25, 0.3])
             if kind == "nucleus":
-                radius = self.chr1 * rng.uniform(1.3, 2.3)
+                radius = self._nucleus_radius()
                 angle = rng.uniform(0, 2 * np.pi)
                 shift = radius * rng.uniform(0.2, 0.9) * np.array([np.sin(angle), np.cos(angle)])
                 obj = _Nucleus(at + shift, radius, rng)
@@ -524,14 +533,13 @@ class _Scene:
     def _render(self) -> np.ndarray:
         rng, (h, w) = self.rng, self.shape
         od = self.od_chrom + self.od_other
-        od += _smooth_noise(self.shape, 160, rng) * np.float32(
-            rng.uniform(0.0, 0.02)
-        )  # uneven slide
+        uneven = np.float32(rng.uniform(0.0, 0.01))  # stain left unevenly on the slide
+        od += _smooth_noise(self.shape, 160, rng) * uneven
         # illumination: off-centre vignetting and a slight tilt, as in a real bright-field frame
         r0, c0 = rng.uniform([0.2, 0.2], [0.8, 0.8]).astype(np.float32)
         rows = np.linspace(0, 1, h, dtype=np.float32)[:, None]
         cols = np.linspace(0, 1, w, dtype=np.float32)[None, :]
-        fall = np.float32(rng.uniform(0.1, 0.7))
+        fall = np.float32(rng.uniform(0.05, 0.3))
         tilt_r, tilt_c = (np.float32(v) for v in rng.uniform(-0.1, 0.1, 2))
         light = (1 - fall * (rows - r0) ** 2 + tilt_r * (rows - 0.5)) + (
             -fall * (cols - c0) ** 2 + tilt_c * (cols - 0.5)
@@ -543,16 +551,16 @@ class _Scene:
                 + od * np.float32(rng.uniform(0.55, 0.95)) * light
             )
             image = ndi.gaussian_filter(image, blur)
-            shot = np.float32(rng.uniform(0.004, 0.02)) + 0.02 * np.sqrt(np.clip(image, 0, None))
+            shot = np.float32(rng.uniform(0.001, 0.005)) + 0.006 * np.sqrt(np.clip(image, 0, None))
             image += rng.standard_normal(self.shape, np.float32) * shot
             return np.clip(image, 0, 1)
-        level = rng.uniform(0.35, 0.9)  # exposure: real Giemsa frames sit anywhere here
+        level = rng.uniform(0.3, 0.85)  # exposure: real Giemsa frames sit anywhere here
         if self.cfg.stain == "giemsa":
             absorb, tint = [1.0], [1.0]
         else:  # purple: Giemsa absorbs green most, blue least
             absorb = np.array([0.75, 1.0, 0.35]) * rng.uniform(0.9, 1.1, 3)
             tint = np.array([0.95, 0.92, 1.0]) * rng.uniform(0.97, 1.03, 3)
-        noise_sd = np.float32(rng.uniform(0.004, 0.02))
+        noise_sd = np.float32(rng.uniform(0.001, 0.005))
         channels = []
         for a, t in zip(absorb, tint):
             ch = np.exp(od * np.float32(-a)) * light
@@ -681,7 +689,7 @@ class _Nucleus(_Shape):
         grain = (grain - grain.mean()) / (grain.std() + 1e-6)
         body = np.sqrt(np.clip(1 - rho**2, 0, 1)) * 0.4 + 0.6
         edge = expit((1 - rho) / 0.035)
-        texture = np.clip(1 + 0.35 * blotch + 0.18 * grain, 0.2, None)
+        texture = np.clip(1 + 0.2 * blotch + 0.12 * grain, 0.2, None)
         return self._local(shape, (peak * body * edge * texture).astype(np.float32))
 
 
