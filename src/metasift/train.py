@@ -1,0 +1,408 @@
+"""Fine-tune a CNN on a lab's labelled pictures, as the reference paper does (Jang et al.).
+
+The paper's recipe is the default: Inception v3 at 299x299 from ImageNet weights, Adam
+(beta1 0.9, beta2 0.999), batch 32, 20 epochs, learning rate 0.001 decayed by 0.9 per epoch,
+dropout 0.2, flips and rotations, and the model of the epoch with the lowest validation loss.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .data import ArrayDataset, discover, load_resized
+from .models import ARCHS, build_model, export_onnx, make_config, save_weights, write_json
+
+RECIPES = {
+    # the reference paper, exactly
+    "paper": dict(arch="inception_v3", input_size=299, epochs=20, batch_size=32, lr=1e-3),
+    # what a 2-core CPU trains in minutes: EfficientNet-Lite0 from ImageNet at its native size
+    "cpu": dict(arch="efficientnet_lite0", input_size=224, epochs=6, batch_size=32, lr=1e-3),
+}
+
+
+@dataclass
+class TrainConfig:
+    recipe: str = "paper"  # paper: Inception v3 as published; cpu: EfficientNet-Lite0, fewer epochs
+    arch: str = "inception_v3"  # backbone, see metasift.models.ARCHS
+    input_size: int = 299  # pictures are resized to input_size x input_size (paper: 299)
+    epochs: int = 20  # paper: 20
+    batch_size: int = 32  # paper: 32
+    lr: float = 1e-3  # initial learning rate (paper: 0.001)
+    lr_decay: float = 0.9  # per epoch, exponential, as in the reference paper
+    beta1: float = 0.9  # Adam, TensorFlow defaults used by the paper
+    beta2: float = 0.999
+    dropout: float = 0.2  # before the new linear layer (paper: 0.2)
+    aux_weight: float = 0.4  # Inception v3 auxiliary logits' share of the loss (Szegedy et al.)
+    pretrained: str = "imagenet"  # imagenet or none
+    weights: str = ""  # a local weights file instead of the ImageNet download
+    max_angle: float = 10.0  # small random rotation on top of the 90-degree turns, in degrees
+    augment: bool = True  # flips and rotations, as in the paper
+    target_sensitivity: float = (
+        0.99  # the threshold on p(reject) is set on validation data for this
+    )
+    seed: int = 0  # splits, augmentation, initialisation and dropout
+    workers: int = -1  # data loading processes; -1: all cores
+    max_steps: int = 0  # stop each epoch after this many batches (0: all); for smoke tests
+    device: str = "auto"  # auto (CUDA when there), cpu or cuda
+    synthetic_data: bool = False  # say in config.json that the training pictures were synthetic
+
+    def __post_init__(self):
+        if self.recipe not in RECIPES:
+            raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, not {self.recipe!r}")
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {', '.join(ARCHS)}, not {self.arch!r}")
+        if self.epochs < 1 or self.batch_size < 1 or self.input_size < 32:
+            raise ValueError("epochs and batch_size must be >= 1 and input_size >= 32")
+        if not (0 < self.lr < 1 and 0 < self.lr_decay <= 1 and 0 <= self.dropout < 1):
+            raise ValueError("need 0 < lr < 1, 0 < lr_decay <= 1 and 0 <= dropout < 1")
+        if not 0 < self.target_sensitivity <= 1:
+            raise ValueError("target_sensitivity must be in (0, 1]")
+        if self.arch == "inception_v3" and self.input_size < 139:
+            raise ValueError("inception_v3 needs input_size >= 139 (its auxiliary head)")
+
+    @classmethod
+    def resolve(cls, recipe: str = "paper", file: str | os.PathLike | None = None, **overrides):
+        """Recipe defaults, then a YAML file, then explicit overrides (flags)."""
+        if recipe not in RECIPES:
+            raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, not {recipe!r}")
+        values = dict(RECIPES[recipe], recipe=recipe)
+        if file:
+            import yaml
+
+            loaded = yaml.safe_load(Path(file).read_text(encoding="utf-8")) or {}
+            unknown = set(loaded) - {f.name for f in dataclasses.fields(cls)}
+            if unknown:
+                raise ValueError(f"{file}: unknown settings {sorted(unknown)}")
+            values.update(loaded)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def train(
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    log=print,
+) -> dict:
+    """Train on ``data`` and write the model folder ``out``; returns the config.json dict."""
+    import torch
+
+    out = Path(out)
+    checkpoint = out / "checkpoint.pt"
+    if resume and not checkpoint.is_file():
+        raise FileNotFoundError(f"{checkpoint}: nothing to resume")
+    if not resume and out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty; choose a new folder or pass --resume")
+    out.mkdir(parents=True, exist_ok=True)
+
+    dataset = discover(data, seed=config.seed)
+    for split in ("train", "val"):
+        if not dataset.splits[split]:
+            raise ValueError(f"{data}: the {split} split is empty; add pictures")
+    workers = (os.cpu_count() or 1) if config.workers < 0 else config.workers
+    device = torch.device(
+        "cuda"
+        if config.device == "auto" and torch.cuda.is_available()
+        else "cpu"
+        if config.device == "auto"
+        else config.device
+    )
+    torch.set_num_threads(os.cpu_count() or 1)
+    mean, std = ARCHS[config.arch]["mean"], ARCHS[config.arch]["std"]
+
+    log(
+        f"reading {sum(len(v) for v in dataset.splits.values())} pictures from {data} "
+        f"(classes: {', '.join(dataset.classes)})"
+    )
+    images = {
+        s: load_resized(dataset.splits[s], config.input_size, workers) for s in ("train", "val")
+    }
+    train_set = ArrayDataset(
+        images["train"],
+        dataset.targets("train"),
+        mean,
+        std,
+        augment=config.augment,
+        seed=config.seed,
+    )
+    val_set = ArrayDataset(images["val"], dataset.targets("val"), mean, std)
+
+    torch.manual_seed(config.seed)
+    model = build_model(
+        config.arch,
+        len(dataset.classes),
+        dropout=config.dropout,
+        pretrained=config.pretrained,
+        weights_file=config.weights or None,
+    )
+    model.to(device, memory_format=torch.channels_last)
+    optimiser = torch.optim.Adam(
+        model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2)
+    )
+    schedule = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=config.lr_decay)
+    state = dict(epoch=0, best_loss=float("inf"), best_epoch=0, history=[])
+    if resume:
+        saved = torch.load(checkpoint, map_location=device, weights_only=True)
+        if saved["config"] != asdict(config):
+            raise ValueError(
+                f"{checkpoint}: was made with other settings; resume with the same ones"
+            )
+        model.load_state_dict(saved["model"])
+        optimiser.load_state_dict(saved["optimiser"])
+        schedule.load_state_dict(saved["schedule"])
+        state = saved["state"]
+        log(f"resuming after epoch {state['epoch']}")
+    write_yaml(out / "config.yaml", asdict(config))
+
+    amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    for epoch in range(state["epoch"] + 1, config.epochs + 1):
+        start = time.perf_counter()
+        torch.manual_seed(config.seed * 1000 + epoch)  # dropout: same in a resumed run
+        train_set.epoch = epoch
+        order = torch.Generator().manual_seed(config.seed * 1000 + epoch)
+        loader = torch.utils.data.DataLoader(
+            train_set,
+            batch_size=config.batch_size,
+            shuffle=True,
+            generator=order,
+            num_workers=min(workers, 4) if len(train_set) > 64 else 0,
+            drop_last=len(train_set) > config.batch_size,
+        )
+        model.train()
+        seen, loss_sum, correct = 0, 0.0, 0
+        steps = min(len(loader), config.max_steps or len(loader))
+        for step, (x, y) in enumerate(loader, 1):
+            x = x.to(device, memory_format=torch.channels_last)
+            y = y.to(device)
+            with torch.autocast(device.type, enabled=amp):
+                output = model(x)
+                if isinstance(output, tuple):  # Inception v3 in training: (logits, aux_logits)
+                    logits = output[0]
+                    loss = torch.nn.functional.cross_entropy(logits, y)
+                    loss = loss + config.aux_weight * torch.nn.functional.cross_entropy(
+                        output[1], y
+                    )
+                else:
+                    logits = output
+                    loss = torch.nn.functional.cross_entropy(logits, y)
+            optimiser.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)
+            scaler.update()
+            seen += len(y)
+            loss_sum += loss.item() * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            _progress(
+                epoch, config.epochs, step, steps, loss_sum / seen, correct / seen, seen, start
+            )
+            if step >= steps:
+                break
+        val = evaluate_logits(model, val_set, config.batch_size, device)
+        lr = optimiser.param_groups[0]["lr"]
+        schedule.step()
+        row = dict(
+            epoch=epoch,
+            train_loss=loss_sum / seen,
+            train_accuracy=correct / seen,
+            val_loss=val["loss"],
+            val_accuracy=val["accuracy"],
+            lr=lr,
+            seconds=time.perf_counter() - start,
+            images_per_s=seen / (time.perf_counter() - start),
+        )
+        state["history"].append(row)
+        sys.stderr.write("\n")
+        log(
+            f"epoch {epoch}/{config.epochs}: train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}"
+            f" | val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f} | {row['seconds']:.0f} s"
+        )
+        if val["loss"] < state["best_loss"]:  # the paper keeps the epoch of lowest validation loss
+            state["best_loss"], state["best_epoch"] = val["loss"], epoch
+            save_weights(model, out)
+        state["epoch"] = epoch
+        _save_checkpoint(checkpoint, model, optimiser, schedule, state, config)
+        write_history(out, state["history"])
+
+    # the best epoch's weights become the model
+    from safetensors.torch import load_file
+
+    model.load_state_dict(load_file(str(out / "model.safetensors")))
+    model.eval()
+    val = evaluate_logits(model, val_set, config.batch_size, device)
+    threshold = choose_threshold(val["p_reject"], val["is_reject"], config.target_sensitivity)
+    write_json(out / "thresholds.json", threshold)
+    best = state["history"][state["best_epoch"] - 1]
+    meta = make_config(
+        config.arch,
+        dataset.classes,
+        input_size=config.input_size,
+        pretrained=config.pretrained if not config.weights else f"file:{Path(config.weights).name}",
+        recipe=config.recipe,
+        trained_on=dataset.summary(),
+        synthetic_training_data=config.synthetic_data,
+        note=(
+            "Trained on synthetic pictures only: fine-tune on your own labelled pictures before "
+            "real use (metasift train DATA --init MODEL_DIR)."
+            if config.synthetic_data
+            else ""
+        ),
+        best_epoch=state["best_epoch"],
+        validation=dict(
+            loss=best["val_loss"],
+            accuracy=best["val_accuracy"],
+            sensitivity=threshold["val_sensitivity"],
+            specificity=threshold["val_specificity"],
+        ),
+        trained_with=f"metasift {__version__}, torch {torch.__version__}, device {device.type}",
+    )
+    write_json(out / "config.json", meta)
+    diff = export_onnx(model.cpu(), out, config.input_size)
+    log(
+        f"model folder {out}: best epoch {state['best_epoch']} (val loss {best['val_loss']:.4f}, "
+        f"accuracy {best['val_accuracy']:.4f}); ONNX matches PyTorch to {diff:.1e}"
+    )
+    return meta
+
+
+def evaluate_logits(model, dataset: ArrayDataset, batch_size: int, device) -> dict:
+    """Loss, accuracy and p(reject) of ``model`` on a prepared data set."""
+    import torch
+
+    model.eval()
+    probs, targets = [], []
+    with torch.no_grad():
+        for i in range(0, len(dataset), batch_size):
+            items = [dataset[j] for j in range(i, min(i + batch_size, len(dataset)))]
+            x = torch.from_numpy(np.stack([a for a, _ in items])).to(
+                device, memory_format=torch.channels_last
+            )
+            probs.append(torch.softmax(model(x).float(), 1).cpu().numpy())
+            targets += [int(t) for _, t in items]
+    p = np.concatenate(probs) if probs else np.zeros((0, 1))
+    y = np.array(targets, dtype=np.int64)
+    loss = (
+        float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1))))
+        if len(y)
+        else float("nan")
+    )
+    return dict(
+        loss=loss,
+        accuracy=float(np.mean(p.argmax(1) == y)) if len(y) else float("nan"),
+        p_reject=1 - p[:, 0],
+        is_reject=y != 0,
+        probs=p,
+        targets=y,
+    )
+
+
+def choose_threshold(p_reject, is_reject, target: float) -> dict:
+    """The highest threshold on p(reject) whose sensitivity (rejects caught) reaches ``target``
+    on validation data; 0.5 when there is nothing to choose from."""
+    p_reject, is_reject = np.asarray(p_reject, float), np.asarray(is_reject, bool)
+    threshold = 0.5
+    if is_reject.any() and (~is_reject).any():
+        scores = np.sort(p_reject[is_reject])
+        k = int(np.floor((1 - target) * len(scores)))  # rejects allowed to slip under
+        threshold = float(min(0.5, scores[k])) if k < len(scores) else 0.5
+    pred = p_reject >= threshold
+    sens = float(pred[is_reject].mean()) if is_reject.any() else float("nan")
+    spec = float((~pred[~is_reject]).mean()) if (~is_reject).any() else float("nan")
+    return dict(
+        p_reject=threshold,
+        target_sensitivity=target,
+        val_sensitivity=sens,
+        val_specificity=spec,
+        chosen_on="validation split",
+    )
+
+
+def _progress(epoch, epochs, step, steps, loss, acc, seen, start):
+    width = 24
+    done = int(width * step / max(steps, 1))
+    rate = seen / max(time.perf_counter() - start, 1e-9)
+    sys.stderr.write(
+        f"\repoch {epoch}/{epochs} [{'#' * done}{'.' * (width - done)}] {step}/{steps} "
+        f"loss {loss:.4f} acc {acc:.3f} {rate:.1f} img/s"
+    )
+    sys.stderr.flush()
+
+
+def _save_checkpoint(path: Path, model, optimiser, schedule, state, config) -> None:
+    import torch
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(
+        dict(
+            model=model.state_dict(),
+            optimiser=optimiser.state_dict(),
+            schedule=schedule.state_dict(),
+            state=state,
+            config=asdict(config),
+        ),
+        tmp,
+    )
+    os.replace(tmp, path)
+
+
+def write_history(out: Path, history: list[dict]) -> None:
+    fields = [
+        "epoch",
+        "train_loss",
+        "train_accuracy",
+        "val_loss",
+        "val_accuracy",
+        "lr",
+        "seconds",
+        "images_per_s",
+    ]
+    tmp = out / ".history.csv.tmp"
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(history)
+    os.replace(tmp, out / "history.csv")
+    plot_curves(history, out / "curves.png")
+
+
+def plot_curves(history: list[dict], path: Path) -> None:
+    """Loss and accuracy against epoch for training and validation (the paper's Figure 4)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for ax, key in zip(axes, ("loss", "accuracy")):
+        ax.plot(epochs, [h[f"train_{key}"] for h in history], "o-", label="training")
+        ax.plot(epochs, [h[f"val_{key}"] for h in history], "s-", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def write_yaml(path: Path, data: dict) -> None:
+    import yaml
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    os.replace(tmp, path)
