@@ -155,9 +155,10 @@ def train(
     state = dict(epoch=0, best_loss=float("inf"), best_epoch=0, history=[])
     if resume:
         saved = torch.load(checkpoint, map_location=device, weights_only=True)
-        if saved["config"] != asdict(config):
+        if _without_epochs(saved["config"]) != _without_epochs(asdict(config)):
             raise ValueError(
-                f"{checkpoint}: was made with other settings; resume with the same ones"
+                f"{checkpoint}: was made with other settings; resume with the same ones "
+                "(only --epochs may change, to train longer)"
             )
         model.load_state_dict(saved["model"])
         optimiser.load_state_dict(saved["optimiser"])
@@ -275,6 +276,10 @@ def train(
         f"accuracy {best['val_accuracy']:.4f}); ONNX matches PyTorch to {diff:.1e}"
     )
     return meta
+
+
+def _without_epochs(settings: dict) -> dict:
+    return {k: v for k, v in settings.items() if k != "epochs"}
 
 
 def evaluate_logits(model, dataset: ArrayDataset, batch_size: int, device) -> dict:
