@@ -160,8 +160,8 @@ def split_samples(
     for label in sorted({s.label for s in samples}):
         items = [s for s in samples if s.label == label]
         order = rng.permutation(len(items))
-        n_val = int(round(ratios[1] * len(items)))
-        n_test = int(round(ratios[2] * len(items)))
+        n_val = round(float(ratios[1]) * len(items))
+        n_test = round(float(ratios[2]) * len(items))
         if len(items) >= 3:  # every class is seen in validation and test when it can be
             n_val, n_test = max(n_val, int(ratios[1] > 0)), max(n_test, int(ratios[2] > 0))
         cut = len(items) - n_val - n_test

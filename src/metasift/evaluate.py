@@ -79,7 +79,7 @@ def metrics(probs: np.ndarray, targets, classes, threshold: float, model_classes
         roc_auc=roc_auc(p_reject, is_reject),
         confusion={"keep->keep": tn, "keep->reject": fp, "reject->keep": fn, "reject->reject": tp},
     )
-    result = dict(n=int(len(targets)), binary=binary)
+    result = dict(n=len(targets), binary=binary)
     if list(classes) == list(model_classes) and len(classes) > 2:
         pred = probs.argmax(1)
         matrix = confusion(targets, pred, len(classes))

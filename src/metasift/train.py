@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .data import ArrayDataset, discover, load_resized
+from .data import SPLITS, ArrayDataset, discover, load_resized
 from .models import ARCHS, build_model, export_onnx, make_config, save_weights, write_json
 
 RECIPES = {
@@ -67,8 +66,8 @@ class TrainConfig:
             raise ValueError("need 0 < lr < 1, 0 < lr_decay <= 1 and 0 <= dropout < 1")
         if not 0 < self.target_sensitivity <= 1:
             raise ValueError("target_sensitivity must be in (0, 1]")
-        if self.arch == "inception_v3" and self.input_size < 139:
-            raise ValueError("inception_v3 needs input_size >= 139 (its auxiliary head)")
+        if self.arch == "inception_v3" and self.input_size < 299:
+            raise ValueError("inception_v3 needs input_size >= 299 (its auxiliary classifier)")
 
     @classmethod
     def resolve(cls, recipe: str = "paper", file: str | os.PathLike | None = None, **overrides):
@@ -126,9 +125,11 @@ def train(
         f"reading {sum(len(v) for v in dataset.splits.values())} pictures from {data} "
         f"(classes: {', '.join(dataset.classes)})"
     )
-    images = {
-        s: load_resized(dataset.splits[s], config.input_size, workers) for s in ("train", "val")
-    }
+    # every picture of every split is read once, so all unreadable files are listed together
+    everything = [s for split in SPLITS for s in dataset.splits[split]]
+    loaded = load_resized(everything, config.input_size, workers)
+    cuts = np.cumsum([0] + [len(dataset.splits[split]) for split in SPLITS])
+    images = {split: loaded[cuts[i] : cuts[i + 1]] for i, split in enumerate(SPLITS)}
     train_set = ArrayDataset(
         images["train"],
         dataset.targets("train"),
@@ -245,6 +246,21 @@ def train(
     val = evaluate_logits(model, val_set, config.batch_size, device)
     threshold = choose_threshold(val["p_reject"], val["is_reject"], config.target_sensitivity)
     write_json(out / "thresholds.json", threshold)
+    test_figures = {}
+    if len(images["test"]):
+        test_set = ArrayDataset(images["test"], dataset.targets("test"), mean, std)
+        test = evaluate_logits(model, test_set, config.batch_size, device)
+        keep_right = (test["p_reject"] >= threshold["p_reject"]) == test["is_reject"]
+        test_figures = dict(
+            n=len(test_set),
+            loss=test["loss"],
+            accuracy=test["accuracy"],
+            keep_reject_accuracy=float(keep_right.mean()),
+        )
+        log(
+            f"test split: {len(test_set)} pictures, loss {test['loss']:.4g}, accuracy "
+            f"{test['accuracy']:.4f}, keep/reject accuracy {test_figures['keep_reject_accuracy']:.4f}"
+        )
     best = state["history"][state["best_epoch"] - 1]
     meta = make_config(
         config.arch,
@@ -267,6 +283,7 @@ def train(
             sensitivity=threshold["val_sensitivity"],
             specificity=threshold["val_specificity"],
         ),
+        test=test_figures,
         trained_with=f"metasift {__version__}, torch {torch.__version__}, device {device.type}",
     )
     write_json(out / "config.json", meta)
