@@ -141,6 +141,50 @@ def get_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_evaluate)
 
     p = sub.add_parser(
+        "classify",
+        help="keep or reject pictures, and say why",
+        formatter_class=fmt,
+        description="Classify pictures (files, folders searched recursively, globs) "
+        "with a model folder (default: the bundled model). Originals are only read. "
+        "Exit code 0: all classified; 1: some could not be read (their rows say why); "
+        "2: usage error.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument(
+        "--out", type=Path, required=True, metavar="RESULTS", help="results .csv or .json"
+    )
+    p.add_argument("--model", type=Path, metavar="MODEL_DIR", help="default: the bundled model")
+    p.add_argument(
+        "--backend", default="onnx", choices=("onnx", "torch"), help="torch needs the [train] extra"
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep rows of RESULTS whose picture is unchanged; classify the rest",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing RESULTS file")
+    p.add_argument(
+        "--sort-into",
+        type=Path,
+        metavar="DIR",
+        help="copy pictures into DIR/keep/ and DIR/reject/<reason>/ (never overwrites)",
+    )
+    p.add_argument(
+        "--link", action="store_true", help="with --sort-into: hard links instead of copies"
+    )
+    p.add_argument(
+        "--explain", type=Path, metavar="DIR", help="heat map PNG for each rejected picture"
+    )
+    p.add_argument("--report", type=Path, metavar="HTML", help="self-contained review page")
+    p.add_argument(
+        "--threshold", type=float, help="on p_reject (default: the model's thresholds.json)"
+    )
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--workers", type=int, default=0, help="decoding processes (default: all cores)")
+    p.add_argument("--threads", type=int, default=0, help="inference threads (default: all cores)")
+    p.set_defaults(handler=_classify)
+
+    p = sub.add_parser(
         "info",
         help="read pictures and report what they hold",
         formatter_class=fmt,
@@ -261,6 +305,109 @@ def _evaluate(args) -> int:
 
     evaluate(args.model, args.data, backend=args.backend, json_path=args.json)
     return 0
+
+
+def _classify(args) -> int:
+    from .predict import (
+        Classifier,
+        ResultsWriter,
+        classify_files,
+        list_inputs,
+        read_results,
+        result_columns,
+        sort_into,
+        still_valid,
+    )
+
+    out = args.out
+    if out.suffix.lower() not in (".csv", ".json"):
+        raise ValueError(f"--out {out}: the results file must end in .csv or .json")
+    if out.exists() and not (args.resume or args.overwrite):
+        raise FileExistsError(
+            f"{out} exists; pass --resume to continue it or --overwrite to replace it"
+        )
+    clf = Classifier(args.model, backend=args.backend, threads=args.threads or None)
+    if args.threshold is not None:
+        if not 0 <= args.threshold <= 1:
+            raise ValueError("--threshold must be between 0 and 1")
+        clf.threshold = args.threshold
+    files, notes = list_inputs(args.inputs)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    if not files:
+        raise ValueError("no pictures to classify")
+    known = still_valid(read_results(out), clf.name) if args.resume else {}
+    writer = ResultsWriter(out, result_columns(clf.classes))
+    print(
+        f"classifying {len(files)} pictures with {clf.name} ({clf.backend})"
+        + (f", {len(known)} already done" if known else "")
+    )
+    explained = {}
+    start = time.perf_counter()
+    try:
+        for n, row in enumerate(
+            classify_files(
+                files, clf, workers=args.workers, batch_size=args.batch_size, known=known
+            ),
+            1,
+        ):
+            writer.add(row)
+            if args.sort_into:
+                sort_into(row, args.sort_into, link=args.link)
+            if args.explain and row["decision"] == "reject":
+                from .explain import write_explanation
+
+                name = f"{n:06d}_{Path(row['path']).stem}"
+                explained[row["path"]] = write_explanation(
+                    row["path"], clf, row, args.explain, name
+                )
+            if n % 50 == 0:
+                rate = n / (time.perf_counter() - start)
+                print(
+                    f"\r  {n}/{len(files)} ({rate:.1f} images/s)",
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    finally:
+        writer.flush()
+    took = time.perf_counter() - start
+    rows = writer.rows
+    summary = summarise(rows, took)
+    print(("\n" if len(files) >= 50 else "") + summary)
+    for row in rows:
+        if row["decision"] == "error":
+            print(f"  error: {row['error']}")
+    print(f"results: {out}")
+    if args.report:
+        from .report import write_report
+
+        write_report(
+            rows,
+            args.report,
+            title=f"metasift: {len(rows)} pictures",
+            summary=summary,
+            explanations=explained,
+        )
+        print(f"report: {args.report}")
+    return 1 if any(r["decision"] == "error" for r in rows) else 0
+
+
+def summarise(rows, seconds: float) -> str:
+    kept = sum(r["decision"] == "keep" for r in rows)
+    errors = sum(r["decision"] == "error" for r in rows)
+    reasons: dict[str, int] = {}
+    for r in rows:
+        if r["decision"] == "reject":
+            key = (r.get("reasons") or "unspecified").split(";")[0]
+            reasons[key] = reasons.get(key, 0) + 1
+    rejected = sum(reasons.values())
+    by = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
+    return (
+        f"{len(rows)} pictures: {kept} kept, {rejected} rejected"
+        + (f" ({by})" if by else "")
+        + f", {errors} could not be read; {len(rows) / max(seconds, 1e-9):.1f} images/s"
+    )
 
 
 def _info(args) -> int:

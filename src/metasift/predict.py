@@ -99,3 +99,262 @@ class Classifier:
         logits -= logits.max(1, keepdims=True)
         p = np.exp(logits)
         return p / p.sum(1, keepdims=True)
+
+
+# ---- classifying folders of pictures --------------------------------------------------------
+RESULT_BASE = ("path", "decision", "p_reject")
+RESULT_TAIL = ("reasons", "width", "height", "model", "error", "file_size", "mtime_ns", "sha256")
+REASON_SHARE = 0.3  # a reject class is named as a reason when it holds this share of p(reject)
+
+
+def list_inputs(inputs) -> tuple[list[Path], list[str]]:
+    """Picture files named by ``inputs`` (files, folders searched recursively, globs), sorted,
+    each once; and notes about inputs that matched nothing or were given twice."""
+    import glob
+
+    from .io import IMAGE_SUFFIXES
+
+    found: dict[str, Path] = {}
+    notes = []
+    for item in map(str, inputs):
+        path = Path(item)
+        if path.is_dir():
+            files = [
+                p
+                for p in sorted(path.rglob("*"))
+                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            ]
+            if not files:
+                notes.append(f"{item}: folder holds no TIFF, PNG, JPEG or BMP pictures")
+        elif any(ch in item for ch in "*?[") and not path.exists():
+            files = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            if not files:
+                notes.append(f"{item}: matches no file")
+        else:
+            files = [path]  # named directly: kept even when missing, so its row says why
+        for p in files:
+            key = os.path.realpath(p)
+            if key in found:
+                notes.append(f"{p}: given more than once; classified once")
+            found.setdefault(key, p)
+    return sorted(found.values(), key=lambda p: str(p)), notes
+
+
+def _prepare_job(job):
+    """Worker: one file to (input array or None, width, height, error, size, mtime, sha256)."""
+    from .data import normalise, resize
+    from .io import ImageReadError, read_image
+
+    path, size, mean, std = job
+    stat = _stat(path)
+    try:
+        image, info = read_image(path)
+    except ImageReadError as err:
+        return None, "", "", str(err), *stat
+    return normalise(resize(image, size), mean, std), info.width, info.height, "", *stat
+
+
+def _stat(path: Path):
+    try:
+        st = path.stat()
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        return st.st_size, st.st_mtime_ns, digest
+    except OSError:
+        return "", "", ""
+
+
+def result_columns(classes) -> list[str]:
+    return [*RESULT_BASE, *(f"p_{c}" for c in classes[1:]), *RESULT_TAIL]
+
+
+def decide(p: np.ndarray, classes, threshold: float) -> dict:
+    """Keep or reject from class probabilities, with the reasons behind a rejection."""
+    p_reject = float(1 - p[0])
+    row = {
+        "p_reject": round(p_reject, 5),
+        "decision": "reject" if p_reject >= threshold else "keep",
+    }
+    reasons = []
+    if row["decision"] == "reject" and len(classes) > 2:
+        order = np.argsort(-p[1:])
+        reasons = [classes[1 + i] for i in order if p[1 + i] >= REASON_SHARE * p_reject]
+    elif row["decision"] == "reject":
+        reasons = [classes[1]]
+    row["reasons"] = ";".join(reasons)
+    for i, c in enumerate(classes[1:], 1):
+        row[f"p_{c}"] = round(float(p[i]), 5)
+    return row
+
+
+def classify_files(files, clf: Classifier, *, workers: int = 0, batch_size: int = 16, known=None):
+    """Yield one result row per file, in order, streaming: at most a few batches of decoded
+    pictures are in memory whatever the number of files. ``known`` maps a path to an earlier
+    row that is still valid (resume)."""
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    known = known or {}
+    workers = workers or max(1, (os.cpu_count() or 1))
+    pool = ProcessPoolExecutor(workers) if workers > 1 else None
+    pending: deque = deque()
+    todo = iter(files)
+    window = batch_size * 3
+
+    def submit():
+        for path in todo:
+            if str(path) in known:
+                pending.append((path, None))
+            else:
+                job = (path, clf.size, clf.mean, clf.std)
+                pending.append((path, pool.submit(_prepare_job, job) if pool else job))
+            if len(pending) >= window:
+                return
+
+    try:
+        submit()
+        while pending:
+            batch = []
+            while pending and len(batch) < batch_size:
+                path, job = pending.popleft()
+                if job is None:
+                    batch.append((path, None))
+                    continue
+                batch.append((path, job.result() if pool else _prepare_job(job)))
+            submit()
+            arrays = [res[0] for _, res in batch if res is not None and res[0] is not None]
+            probs = iter(clf.probs(np.stack(arrays)) if arrays else [])
+            for path, res in batch:
+                if res is None:
+                    yield known[str(path)]
+                    continue
+                array, width, height, error, fsize, mtime, digest = res
+                row = dict(
+                    path=str(path),
+                    width=width,
+                    height=height,
+                    model=clf.name,
+                    error=error,
+                    file_size=fsize,
+                    mtime_ns=mtime,
+                    sha256=digest,
+                )
+                if array is None:
+                    row.update(decision="error", p_reject="", reasons="")
+                else:
+                    row.update(decide(next(probs), clf.classes, clf.threshold))
+                yield row
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
+
+
+class ResultsWriter:
+    """Results as CSV or JSON, always a valid file on disk: rewritten atomically (temporary file,
+    fsync, rename) every few seconds and at the end, so an interrupted run leaves the rows done."""
+
+    def __init__(self, path: Path, columns, every: float = 2.0):
+        if path.suffix.lower() not in (".csv", ".json"):
+            raise ValueError(f"{path}: the results file must end in .csv or .json")
+        self.path, self.columns, self.every = path, list(columns), every
+        self.rows: list[dict] = []
+        self._last = 0.0
+
+    def add(self, row: dict) -> None:
+        import time
+
+        self.rows.append(row)
+        if time.monotonic() - self._last > self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        import csv
+        import io as _io
+        import json
+        import time
+
+        if self.path.suffix.lower() == ".json":
+            text = (
+                json.dumps([{k: r.get(k, "") for k in self.columns} for r in self.rows], indent=1)
+                + "\n"
+            )
+        else:
+            buf = _io.StringIO()
+            writer = csv.DictWriter(
+                buf, fieldnames=self.columns, extrasaction="ignore", lineterminator="\n"
+            )
+            writer.writeheader()
+            writer.writerows(self.rows)
+            text = buf.getvalue()
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+        self._last = time.monotonic()
+
+
+def read_results(path: Path) -> list[dict]:
+    import csv
+    import json
+
+    if not path.is_file():
+        return []
+    if path.suffix.lower() == ".json":
+        return json.loads(path.read_text(encoding="utf-8"))
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def still_valid(rows: list[dict], model_name: str) -> dict:
+    """Earlier rows whose file is unchanged (same size and modification time, or same content)
+    and that the same model made: those need no second look."""
+    valid = {}
+    for row in rows:
+        path = Path(row["path"])
+        if row.get("model") != model_name:
+            continue
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        same_stat = str(st.st_size) == str(row.get("file_size")) and str(st.st_mtime_ns) == str(
+            row.get("mtime_ns")
+        )
+        if same_stat or hashlib.sha256(path.read_bytes()).hexdigest() == row.get("sha256"):
+            valid[row["path"]] = {k: v for k, v in row.items()}
+    return valid
+
+
+def sort_into(row: dict, root: Path, *, link: bool = False) -> Path | None:
+    """Copy (or hard-link) a classified picture into root/keep/ or root/reject/<reason>/,
+    never overwriting: a different file of the same name gets a numbered name."""
+    import filecmp
+    import shutil
+
+    if row["decision"] == "error":
+        return None
+    source = Path(row["path"])
+    reason = (row.get("reasons") or "").split(";")[0] or "unspecified"
+    folder = root / "keep" if row["decision"] == "keep" else root / "reject" / reason
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / source.name
+    n = 1
+    while target.exists():
+        if filecmp.cmp(source, target, shallow=False):
+            return target  # already there, identical
+        n += 1
+        target = folder / f"{source.stem} ({n}){source.suffix}"
+    if link:
+        try:
+            os.link(source, target)
+            return target
+        except OSError:
+            pass  # another file system: fall back to a copy
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.copy2(source, tmp)
+    try:
+        os.link(tmp, target)  # unlike a rename, never replaces a file that appeared meanwhile
+    finally:
+        tmp.unlink()
+    return target
