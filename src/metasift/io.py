@@ -12,7 +12,6 @@ subclass whose message names the file and the problem.
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -214,13 +213,21 @@ def _check_size(path: Path, height: int, width: int, max_pixels: int) -> None:
 
 
 def _decode_tiff(path: Path, max_pixels: int):
+    import logging
+
     import tifffile
+
+    # metasift reports damaged files itself; without this, tifffile's warnings reach stderr
+    # through logging's last-resort handler (an application's own handlers still get them)
+    logging.getLogger("tifffile").addHandler(logging.NullHandler())
 
     notes = []
     try:
         with tifffile.TiffFile(path) as tif:
             pages = len(tif.pages)
-            page = tif.pages.first
+            if pages == 0:
+                raise CorruptImageError(path, "damaged or truncated TIFF (it holds no image)")
+            page = tif.pages[0]
             if getattr(page, "imagedepth", 1) > 1:
                 raise UnsupportedImageError(
                     path, f"the first page is a 3-D volume of depth {page.imagedepth}"
@@ -253,27 +260,27 @@ def _reduce(path: Path, raw: np.ndarray, planar_separate: bool) -> np.ndarray:
 def _decode_pillow(path: Path, fmt: str, max_pixels: int):
     from PIL import Image
 
+    pillow_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # max_pixels is checked from the header, before decoding
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                _check_size(path, im.height, im.width, max_pixels)
-                if im.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1"):
-                    im = im.convert("RGBA" if "A" in im.mode or im.mode == "P" else "RGB")
-                elif im.mode in ("LA",):
-                    im = im.convert("L")
-                elif im.mode not in ("L", "RGB", "RGBA", "I", "I;16", "I;16B", "I;16L", "F"):
-                    raise UnsupportedImageError(path, f"unsupported pixel mode {im.mode!r}")
-                im.load()
-                raw = np.asarray(im)
+        with Image.open(path) as im:
+            _check_size(path, im.height, im.width, max_pixels)
+            if im.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "1"):
+                im = im.convert("RGBA" if "A" in im.mode or im.mode == "P" else "RGB")
+            elif im.mode in ("LA",):
+                im = im.convert("L")
+            elif im.mode not in ("L", "RGB", "RGBA", "I", "I;16", "I;16B", "I;16L", "F"):
+                raise UnsupportedImageError(path, f"unsupported pixel mode {im.mode!r}")
+            im.load()
+            raw = np.asarray(im)
     except ImageReadError:
         raise
-    except Image.DecompressionBombError as err:
-        raise ImageTooLargeError(path, _reason(err)) from None
     except Exception as err:
         raise CorruptImageError(
             path, f"damaged or truncated {fmt.upper()} ({_reason(err)})"
         ) from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillow_limit
     if raw.dtype.byteorder == ">":
         raw = raw.astype(raw.dtype.newbyteorder("="))
     return raw, fmt, 1, []
@@ -281,7 +288,7 @@ def _decode_pillow(path: Path, fmt: str, max_pixels: int):
 
 def _reason(err: Exception) -> str:
     text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
+    return text[0] if text and len(text[0]) > 3 else type(err).__name__
 
 
 def _full_scale(raw: np.ndarray) -> float:

@@ -1,0 +1,323 @@
+"""`metasift classify` in-process on small synthetic folders, with the bundled model."""
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from metasift import predict, synth
+from metasift.cli import main
+
+MODEL = predict.default_model_dir()
+pytestmark = pytest.mark.skipif(not (MODEL / "model.onnx").is_file(), reason="no bundled model")
+
+
+@pytest.fixture(scope="module")
+def slide(tmp_path_factory):
+    """A small slide: two pictures per class, plus the formats a lab meets."""
+    root = tmp_path_factory.mktemp("slide")
+    config = synth.SynthConfig(height=512, width=640)
+    for i, label in enumerate(synth.CLASSES * 2):
+        image, _ = synth.generate(label, 100 + i, config)
+        (root / label).mkdir(exist_ok=True)
+        Image.fromarray(synth.to_stored(image, 8)).save(root / label / f"{i:02d}.png")
+    grey, _ = synth.generate("available", 7, config)
+    rgb, _ = synth.generate(
+        "available", 7, synth.SynthConfig(height=512, width=640, stain="giemsa-color")
+    )
+    dapi, _ = synth.generate("available", 7, synth.SynthConfig(height=512, width=640, stain="dapi"))
+    odd = root / "formats"
+    odd.mkdir()
+    tifffile.imwrite(odd / "sixteen bit.tif", synth.to_stored(grey, 16))
+    tifffile.imwrite(odd / "rgb.tif", synth.to_stored(rgb, 8), photometric="rgb")
+    tifffile.imwrite(odd / "dapi.tif", synth.to_stored(dapi, 16))
+    with tifffile.TiffWriter(odd / "pages.tif") as tif:
+        tif.write(synth.to_stored(grey, 8))
+        tif.write(synth.to_stored(grey, 8))
+    Image.fromarray(synth.to_stored(grey, 8)).save(odd / "métaphase ß.jpg", quality=92)
+    return root
+
+
+def _rows(path: Path):
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _hashes(root: Path):
+    return {
+        p: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_every_picture_gets_a_row_and_originals_stay_untouched(slide, tmp_path):
+    before = _hashes(slide)
+    out = tmp_path / "results.csv"
+    code = main(
+        [
+            "classify",
+            str(slide),
+            "--out",
+            str(out),
+            "--sort-into",
+            str(tmp_path / "sorted"),
+            "--explain",
+            str(tmp_path / "why"),
+            "--report",
+            str(tmp_path / "report.html"),
+        ]
+    )
+    assert code == 0
+    rows = _rows(out)
+    assert len(rows) == 13 and [r["path"] for r in rows] == sorted(r["path"] for r in rows)
+    for row in rows:
+        assert row["decision"] in ("keep", "reject") and row["error"] == ""
+        assert 0 <= float(row["p_reject"]) <= 1
+        assert {f"p_{c}" for c in ("debris", "mixed", "too_few")} <= set(row)
+        assert row["model"].startswith("default_model@")
+        if row["decision"] == "reject":
+            assert row["reasons"]
+    sizes = {Path(r["path"]).name: (r["width"], r["height"]) for r in rows}
+    assert sizes["sixteen bit.tif"] == ("640", "512")
+    assert _hashes(slide) == before  # not one byte of the originals changed
+    sorted_files = list((tmp_path / "sorted").rglob("*.*"))
+    assert len(sorted_files) == 13
+    assert len(list((tmp_path / "why").glob("*.png"))) == sum(
+        r["decision"] == "reject" for r in rows
+    )
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("<figure>") == 13 and "data:image" in page
+
+
+def test_bad_files_get_error_rows_and_the_run_goes_on(slide, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(slide / "mixed", bad)
+    (bad / "empty.tif").write_bytes(b"")
+    (bad / "notes.png").write_text("not a picture")
+    data = (slide / "available" / "00.png").read_bytes()
+    (bad / "truncated.png").write_bytes(data[: len(data) // 2])
+    (bad / "huge.png").write_bytes(_png_header(30000, 30000))
+    out = tmp_path / "r.json"
+    assert main(["classify", str(bad), "--out", str(out)]) == 1
+    rows = {Path(r["path"]).name: r for r in json.loads(out.read_text())}
+    assert len(rows) == 6
+    assert "empty" in rows["empty.tif"]["error"] and rows["empty.tif"]["decision"] == "error"
+    assert "not a TIFF" in rows["notes.png"]["error"]
+    assert "truncated" in rows["truncated.png"]["error"]
+    assert "over the limit" in rows["huge.png"]["error"]
+    assert sum(r["decision"] != "error" for r in rows.values()) == 2
+
+
+def _png_header(width, height):
+    """A PNG whose header claims a huge picture: refused before any pixel is decoded."""
+
+    def chunk(kind, body):
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_usage_errors_exit_2(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["classify", str(empty), "--out", str(tmp_path / "r.csv")]) == 2
+    assert "no pictures" in capsys.readouterr().err
+    assert main(["classify", str(empty), "--out", str(tmp_path / "r.txt")]) == 2
+    (tmp_path / "r.csv").write_text("keep me")
+    assert main(["classify", str(empty), "--out", str(tmp_path / "r.csv")]) == 2
+    assert (tmp_path / "r.csv").read_text() == "keep me"
+
+
+def test_broken_model_folder_is_a_clear_error(slide, tmp_path, capsys):
+    broken = tmp_path / "model"
+    shutil.copytree(MODEL, broken)
+    (broken / "model.onnx").unlink()
+    assert (
+        main(
+            [
+                "classify",
+                str(slide / "mixed"),
+                "--model",
+                str(broken),
+                "--out",
+                str(tmp_path / "r.csv"),
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "model.onnx is missing" in err and "Traceback" not in err
+    shutil.copy(MODEL / "model.onnx", broken / "model.onnx")
+    config = json.loads((broken / "config.json").read_text())
+    config["input_size"] = 128
+    (broken / "config.json").write_text(json.dumps(config))
+    assert (
+        main(
+            [
+                "classify",
+                str(slide / "mixed"),
+                "--model",
+                str(broken),
+                "--out",
+                str(tmp_path / "r.csv"),
+            ]
+        )
+        == 2
+    )
+    assert "config.json says" in capsys.readouterr().err
+
+
+def test_same_picture_twice_and_same_names_in_two_folders(slide, tmp_path, capsys):
+    picture = slide / "mixed" / "01.png"
+    out = tmp_path / "r.csv"
+    assert (
+        main(
+            [
+                "classify",
+                str(picture),
+                str(picture),
+                str(slide / "debris"),
+                "--out",
+                str(out),
+                "--sort-into",
+                str(tmp_path / "s"),
+            ]
+        )
+        == 0
+    )
+    rows = _rows(out)
+    assert [Path(r["path"]).name for r in rows].count("01.png") == 1
+    assert "given more than once" in capsys.readouterr().err
+    # same file name in two folders: two rows, two sorted copies
+    assert (
+        main(
+            [
+                "classify",
+                str(slide / "available"),
+                str(slide / "too_few"),
+                "--out",
+                str(tmp_path / "b.csv"),
+                "--sort-into",
+                str(tmp_path / "t"),
+            ]
+        )
+        == 0
+    )
+    assert len(_rows(tmp_path / "b.csv")) == 4
+    assert len(list((tmp_path / "t").rglob("*.png"))) == 4
+
+
+def test_sort_into_never_overwrites(slide, tmp_path):
+    target = tmp_path / "sorted"
+    out = tmp_path / "r.csv"
+    assert (
+        main(["classify", str(slide / "available"), "--out", str(out), "--sort-into", str(target)])
+        == 0
+    )
+    rows = _rows(out)
+    placed = sorted(p for p in target.rglob("*.png"))
+    lab_file = placed[0]
+    lab_file.write_bytes(b"a lab's own file that happens to have this name")
+    assert (
+        main(
+            [
+                "classify",
+                str(slide / "available"),
+                "--out",
+                str(out),
+                "--overwrite",
+                "--sort-into",
+                str(target),
+                "--link",
+            ]
+        )
+        == 0
+    )
+    assert lab_file.read_bytes() == b"a lab's own file that happens to have this name"
+    assert len(list(target.rglob("*.png"))) == len(placed) + 1  # the new copy got a numbered name
+    assert len(rows) == 2
+
+
+def test_resume_after_interruption_gives_the_same_file(slide, tmp_path):
+    full, part = tmp_path / "full.csv", tmp_path / "part.csv"
+    assert main(["classify", str(slide), "--out", str(full)]) == 0
+    lines = full.read_text().splitlines(keepends=True)
+    part.write_text("".join(lines[:6]))  # what an interrupted run leaves: the rows done so far
+    assert main(["classify", str(slide), "--out", str(part), "--resume"]) == 0
+    assert part.read_bytes() == full.read_bytes()
+
+
+def test_onnx_and_torch_backends_agree(slide, tmp_path):
+    pytest.importorskip("torch")
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert main(["classify", str(slide / "debris"), str(slide / "formats"), "--out", str(a)]) == 0
+    assert (
+        main(
+            [
+                "classify",
+                str(slide / "debris"),
+                str(slide / "formats"),
+                "--out",
+                str(b),
+                "--backend",
+                "torch",
+            ]
+        )
+        == 0
+    )
+    for ra, rb in zip(_rows(a), _rows(b)):
+        assert ra["path"] == rb["path"] and ra["decision"] == rb["decision"]
+        assert abs(float(ra["p_reject"]) - float(rb["p_reject"])) < 1e-3
+
+
+def test_classifies_without_pytorch(slide, tmp_path):
+    """The core install classifies: here importing torch fails outright."""
+    out = tmp_path / "r.csv"
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from metasift.cli import main\n"
+        f"code = main(['classify', {str(slide / 'mixed')!r}, '--out', {str(out)!r}])\n"
+        "assert 'torch' not in sys.modules or sys.modules['torch'] is None\n"
+        "sys.exit(code)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ}
+    )
+    assert run.returncode == 0, run.stderr
+    assert len(_rows(out)) == 2
+
+
+def test_results_are_valid_while_the_run_goes_on(tmp_path):
+    writer = predict.ResultsWriter(tmp_path / "r.csv", ["path", "decision"], every=0.0)
+    writer.add({"path": "a.png", "decision": "keep"})
+    assert _rows(tmp_path / "r.csv") == [{"path": "a.png", "decision": "keep"}]
+    writer.add({"path": "b.png", "decision": "reject"})
+    assert len(_rows(tmp_path / "r.csv")) == 2
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_decide_names_reasons():
+    classes = ["available", "debris", "mixed", "too_few"]
+    row = predict.decide(np.array([0.1, 0.6, 0.25, 0.05]), classes, 0.5)
+    assert row["decision"] == "reject" and row["reasons"] == "debris"
+    row = predict.decide(np.array([0.1, 0.45, 0.4, 0.05]), classes, 0.5)
+    assert row["reasons"] == "debris;mixed"
+    assert predict.decide(np.array([0.8, 0.1, 0.05, 0.05]), classes, 0.5)["reasons"] == ""
