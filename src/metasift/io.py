@@ -11,11 +11,16 @@ subclass whose message names the file and the problem.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+# metasift reports damaged files itself; without this, tifffile's warnings about them reach
+# stderr through logging's last-resort handler (an application's own handlers still get them)
+logging.getLogger("tifffile").addHandler(logging.NullHandler())
 
 DEFAULT_MAX_PIXELS = 100_000_000  # refuse decompression bombs; a DCA camera gives ~1.5 MP
 PERCENTILES = (0.5, 99.8)  # robust black and white points; 16-bit cameras use a small range
@@ -213,13 +218,7 @@ def _check_size(path: Path, height: int, width: int, max_pixels: int) -> None:
 
 
 def _decode_tiff(path: Path, max_pixels: int):
-    import logging
-
     import tifffile
-
-    # metasift reports damaged files itself; without this, tifffile's warnings reach stderr
-    # through logging's last-resort handler (an application's own handlers still get them)
-    logging.getLogger("tifffile").addHandler(logging.NullHandler())
 
     notes = []
     try:
