@@ -7,6 +7,7 @@ answers at once. ``main(argv)`` returns the exit code: 0 done, 1 some input fail
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -179,10 +180,36 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threshold", type=float, help="on p_reject (default: the model's thresholds.json)"
     )
+    p.add_argument(
+        "--no-count",
+        action="store_true",
+        help="skip the chromosome count and its verdicts (faster)",
+    )
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--workers", type=int, default=0, help="decoding processes (default: all cores)")
     p.add_argument("--threads", type=int, default=0, help="inference threads (default: all cores)")
     p.set_defaults(handler=_classify)
+
+    p = sub.add_parser(
+        "count",
+        help="count chromosomes and check the criteria without a model",
+        formatter_class=fmt,
+        description="Count chromosomes, spreads, nuclei and debris over chromosomes in "
+        "each picture by image analysis (no training), and give the verdicts mixed, "
+        "debris and too_few with a short reason.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument("--out", type=Path, required=True, help="results .csv or .json")
+    p.add_argument(
+        "--overlay",
+        type=Path,
+        metavar="DIR",
+        help="write each picture with the chromosomes found outlined and numbered",
+    )
+    p.add_argument("--min-chromosomes", type=int, default=40, help="fewer: too_few")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing results file")
+    p.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
+    p.set_defaults(handler=_count)
 
     p = sub.add_parser(
         "info",
@@ -338,7 +365,7 @@ def _classify(args) -> int:
     if not files:
         raise ValueError("no pictures to classify")
     known = still_valid(read_results(out), clf.name) if args.resume else {}
-    writer = ResultsWriter(out, result_columns(clf.classes))
+    writer = ResultsWriter(out, result_columns(clf.classes, count=not args.no_count))
     print(
         f"classifying {len(files)} pictures with {clf.name} ({clf.backend})"
         + (f", {len(known)} already done" if known else "")
@@ -346,12 +373,15 @@ def _classify(args) -> int:
     explained = {}
     start = time.perf_counter()
     try:
-        for n, row in enumerate(
-            classify_files(
-                files, clf, workers=args.workers, batch_size=args.batch_size, known=known
-            ),
-            1,
-        ):
+        rows_in = classify_files(
+            files,
+            clf,
+            workers=args.workers,
+            batch_size=args.batch_size,
+            known=known,
+            count=not args.no_count,
+        )
+        for n, row in enumerate(rows_in, 1):
             writer.add(row)
             if args.sort_into:
                 sort_into(row, args.sort_into, link=args.link)
@@ -409,6 +439,49 @@ def summarise(rows, seconds: float) -> str:
         + (f" ({by})" if by else "")
         + f", {errors} could not be read; {len(rows) / max(seconds, 1e-9):.1f} images/s"
     )
+
+
+def _count(args) -> int:
+    from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
+
+    from .count import COUNT_COLUMNS, count_job
+    from .predict import ResultsWriter, list_inputs
+
+    if args.out.exists() and not args.overwrite:
+        raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
+    writer = ResultsWriter(args.out, ["path", "width", "height", *COUNT_COLUMNS, "error"])
+    files, notes = list_inputs(args.inputs)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    if not files:
+        raise ValueError("no pictures to count")
+    job = partial(count_job, overlay=args.overlay, min_chromosomes=args.min_chromosomes)
+    start = time.perf_counter()
+    workers = args.workers or os.cpu_count() or 1
+    try:
+        if workers > 1 and len(files) > 1:
+            with ProcessPoolExecutor(workers) as pool:
+                for row in pool.map(job, files, chunksize=2):
+                    writer.add(row)
+        else:
+            for row in map(job, files):
+                writer.add(row)
+    finally:
+        writer.flush()
+    rows = writer.rows
+    errors = [r for r in rows if r["error"]]
+    counted = [r for r in rows if not r["error"]]
+    flagged = {v: sum(int(r[v]) for r in counted) for v in ("mixed", "debris", "too_few")}
+    print(
+        f"{len(rows)} pictures counted in {time.perf_counter() - start:.1f} s: "
+        + ", ".join(f"{k} {v}" for k, v in flagged.items())
+        + f", {len(errors)} could not be read"
+    )
+    for r in errors:
+        print(f"  error: {r['error']}")
+    print(f"results: {args.out}")
+    return 1 if errors else 0
 
 
 def _info(args) -> int:

@@ -140,18 +140,33 @@ def list_inputs(inputs) -> tuple[list[Path], list[str]]:
     return sorted(found.values(), key=lambda p: str(p)), notes
 
 
-def _prepare_job(job):
-    """Worker: one file to (input array or None, width, height, error, size, mtime, sha256)."""
+def _prepare_job(job) -> dict:
+    """Worker: one file to its network input, size, file identity and (optionally) counts."""
     from .data import normalise, resize
     from .io import ImageReadError, read_image
 
-    path, size, mean, std = job
-    stat = _stat(path)
+    path, size, mean, std, count = job
+    out = dict(
+        zip(("file_size", "mtime_ns", "sha256"), _stat(path)),
+        array=None,
+        width="",
+        height="",
+        error="",
+    )
     try:
         image, info = read_image(path)
     except ImageReadError as err:
-        return None, "", "", str(err), *stat
-    return normalise(resize(image, size), mean, std), info.width, info.height, "", *stat
+        out["error"] = str(err)
+        return out
+    out.update(
+        array=normalise(resize(image, size), mean, std), width=info.width, height=info.height
+    )
+    if count:
+        from .count import count_chromosomes
+
+        counted = count_chromosomes(image)
+        out.update(counted.row(), count_verdicts=";".join(counted.verdicts))
+    return out
 
 
 def _stat(path: Path):
@@ -163,8 +178,11 @@ def _stat(path: Path):
         return "", "", ""
 
 
-def result_columns(classes) -> list[str]:
-    return [*RESULT_BASE, *(f"p_{c}" for c in classes[1:]), *RESULT_TAIL]
+def result_columns(classes, count: bool = True) -> list[str]:
+    from .count import COUNT_COLUMNS
+
+    extra = [*COUNT_COLUMNS, "agreement"] if count else []
+    return [*RESULT_BASE, *(f"p_{c}" for c in classes[1:]), "reasons", *extra, *RESULT_TAIL[1:]]
 
 
 def decide(p: np.ndarray, classes, threshold: float) -> dict:
@@ -186,10 +204,18 @@ def decide(p: np.ndarray, classes, threshold: float) -> dict:
     return row
 
 
-def classify_files(files, clf: Classifier, *, workers: int = 0, batch_size: int = 16, known=None):
+def classify_files(
+    files,
+    clf: Classifier,
+    *,
+    workers: int = 0,
+    batch_size: int = 16,
+    known=None,
+    count: bool = True,
+):
     """Yield one result row per file, in order, streaming: at most a few batches of decoded
     pictures are in memory whatever the number of files. ``known`` maps a path to an earlier
-    row that is still valid (resume)."""
+    row that is still valid (resume). ``count`` adds the chromosome count and its verdicts."""
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
 
@@ -205,7 +231,7 @@ def classify_files(files, clf: Classifier, *, workers: int = 0, batch_size: int 
             if str(path) in known:
                 pending.append((path, None))
             else:
-                job = (path, clf.size, clf.mean, clf.std)
+                job = (path, clf.size, clf.mean, clf.std, count)
                 pending.append((path, pool.submit(_prepare_job, job) if pool else job))
             if len(pending) >= window:
                 return
@@ -218,34 +244,41 @@ def classify_files(files, clf: Classifier, *, workers: int = 0, batch_size: int 
                 path, job = pending.popleft()
                 if job is None:
                     batch.append((path, None))
-                    continue
-                batch.append((path, job.result() if pool else _prepare_job(job)))
+                else:
+                    batch.append((path, job.result() if pool else _prepare_job(job)))
             submit()
-            arrays = [res[0] for _, res in batch if res is not None and res[0] is not None]
+            arrays = [
+                res["array"] for _, res in batch if res is not None and res["array"] is not None
+            ]
             probs = iter(clf.probs(np.stack(arrays)) if arrays else [])
             for path, res in batch:
                 if res is None:
                     yield known[str(path)]
                     continue
-                array, width, height, error, fsize, mtime, digest = res
-                row = dict(
-                    path=str(path),
-                    width=width,
-                    height=height,
-                    model=clf.name,
-                    error=error,
-                    file_size=fsize,
-                    mtime_ns=mtime,
-                    sha256=digest,
-                )
+                array = res.pop("array")
+                row = dict(path=str(path), model=clf.name, **res)
                 if array is None:
                     row.update(decision="error", p_reject="", reasons="")
                 else:
                     row.update(decide(next(probs), clf.classes, clf.threshold))
+                    if count:
+                        row["agreement"] = agreement(row)
                 yield row
     finally:
         if pool:
             pool.shutdown(cancel_futures=True)
+
+
+def agreement(row: dict) -> str:
+    """Whether the CNN's decision and the measured evidence (the count's verdicts) agree."""
+    verdicts = [v for v in row.pop("count_verdicts", "").split(";") if v]
+    if (row["decision"] == "reject") == bool(verdicts):
+        return "agree"
+    if verdicts:
+        return f"disagree: CNN keeps, count finds {', '.join(verdicts)} ({row['count_reason']})"
+    return (
+        f"disagree: CNN rejects ({row['reasons']}), count finds no problem ({row['count_reason']})"
+    )
 
 
 class ResultsWriter:
