@@ -28,11 +28,15 @@ def score(name, truths, counted, too_few_truth, seconds):
     err = np.abs(found - truths)
     too_few = np.array([c.too_few for c in counted])
     print(f"{name}: {len(truths)} pictures, true counts {truths.min()}-{truths.max()}")
-    print(f"  mean absolute error {err.mean():.2f}, exact {np.mean(err == 0):.0%}, within +-1 "
-          f"{np.mean(err <= 1):.0%}, within +-2 {np.mean(err <= 2):.0%}, mean signed error "
-          f"{np.mean(found - truths):+.2f}")
-    print(f"  too_few verdict accuracy {np.mean(too_few == np.array(too_few_truth)):.0%} "
-          f"({int(np.sum(too_few_truth))} truly too few); {np.median(seconds):.3f} s per picture (median)")
+    print(
+        f"  mean absolute error {err.mean():.2f}, exact {np.mean(err == 0):.0%}, within +-1 "
+        f"{np.mean(err <= 1):.0%}, within +-2 {np.mean(err <= 2):.0%}, mean signed error "
+        f"{np.mean(found - truths):+.2f}"
+    )
+    print(
+        f"  too_few verdict accuracy {np.mean(too_few == np.array(too_few_truth)):.0%} "
+        f"({int(np.sum(too_few_truth))} truly too few); {np.median(seconds):.3f} s per picture (median)"
+    )
     return err
 
 
@@ -47,7 +51,9 @@ def run(paths, truths):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--synthetic-n", type=int, default=80)
     parser.add_argument("--mfish", type=Path, default=SHARED / "mfish-dev")
     parser.add_argument("--giemsa", type=Path, default=SHARED / "giemsa-dev")
@@ -58,29 +64,52 @@ def main():
         for stain in ("giemsa", "dapi"):
             out = Path(tmp) / stain
             # single-spread classes: a count is defined per picture
-            rows = write_dataset(out, args.synthetic_n, seed=args.seed, config=SynthConfig(stain=stain),
-                                 classes=("available", "too_few", "debris"))
+            rows = write_dataset(
+                out,
+                args.synthetic_n,
+                seed=args.seed,
+                config=SynthConfig(stain=stain),
+                classes=("available", "too_few", "debris"),
+            )
             truths = [int(r["chromosome_count"]) + int(r["fragment_count"]) for r in rows]
             counted, seconds = run([out / r["path"] for r in rows], truths)
-            score(f"synthetic {stain} (chromosomes + acentric fragments)", truths, counted,
-                  [r["label"] == "too_few" for r in rows], seconds)
+            score(
+                f"synthetic {stain} (chromosomes + acentric fragments)",
+                truths,
+                counted,
+                [r["label"] == "too_few" for r in rows],
+                seconds,
+            )
 
     if (args.mfish / "manifest.csv").is_file():
         rows = list(csv.DictReader(open(args.mfish / "manifest.csv")))
         truths = [int(r["chromosome_count"]) for r in rows]
         counted, seconds = run([args.mfish / r["image"] for r in rows], truths)
-        score(f"real DAPI ({args.mfish.name})", truths, counted, [t < MIN_CHROMOSOMES for t in truths], seconds)
+        score(
+            f"real DAPI ({args.mfish.name})",
+            truths,
+            counted,
+            [t < MIN_CHROMOSOMES for t in truths],
+            seconds,
+        )
     else:
         print(f"(no {args.mfish}/manifest.csv; pass --mfish DIR)")
     if (args.giemsa / "manifest.csv").is_file():
         rows = list(csv.DictReader(open(args.giemsa / "manifest.csv")))
         truths = [int(r["boxes"]) for r in rows]
         counted, seconds = run([args.giemsa / r["image"] for r in rows], truths)
-        score(f"real Giemsa ({args.giemsa.name}, boxes)", truths, counted,
-              [r["reason"] == "too_few" for r in rows], seconds)
+        score(
+            f"real Giemsa ({args.giemsa.name}, boxes)",
+            truths,
+            counted,
+            [r["reason"] == "too_few" for r in rows],
+            seconds,
+        )
         for r, c in zip(rows, counted):
-            print(f"    {r['image']}: truth {r['boxes']:>3s} ({r['label']} {r['reason']}), counted "
-                  f"{c.chromosome_count}, spreads {c.spread_count}, verdicts {c.verdicts or '-'}")
+            print(
+                f"    {r['image']}: truth {r['boxes']:>3s} ({r['label']} {r['reason']}), counted "
+                f"{c.chromosome_count}, spreads {c.spread_count}, verdicts {c.verdicts or '-'}"
+            )
     else:
         print(f"(no {args.giemsa}/manifest.csv; pass --giemsa DIR)")
 

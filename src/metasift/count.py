@@ -67,6 +67,12 @@ class Counted:
         return [name for name in ("mixed", "debris", "too_few") if getattr(self, name)]
 
 
+def count_file(path: str | os.PathLike, **kw) -> Counted:
+    """Count the chromosomes of a picture file (read with metasift.io)."""
+    image, _ = read_image(path)
+    return count_chromosomes(image, **kw)
+
+
 def count_job(path, *, overlay: Path | None = None, min_chromosomes: int = MIN_CHROMOSOMES) -> dict:
     """One row of `metasift count`: the counts of ``path``, or the reason it cannot be read."""
     from .io import ImageReadError
@@ -107,20 +113,25 @@ def count_chromosomes(image: np.ndarray, *, min_chromosomes: int = MIN_CHROMOSOM
     if thin.any():
         mask = (darkness > HALF_MAX * float(np.percentile(darkness[thin], 90))) | thick
         half = _half_width(mask & ~thick) or half
+        thick = _opening(mask, 1.8 * half)
     result.chromosome_width = round(2 * half, 2)
-    chrom_mask = mask & ~ndi.binary_dilation(thick, iterations=2)
+    # a margin of one half-width: the fuzzy rim of a nucleus is not a chromosome
+    margin = max(2, round(half))
+    chrom_mask = mask & ~ndi.binary_dilation(thick, iterations=margin)
     labels, n = ndi.label(chrom_mask)
     index = np.arange(1, n + 1)
     areas = ndi.sum_labels(chrom_mask, labels, index).astype(float) if n else np.zeros(0)
     dist = ndi.distance_transform_edt(chrom_mask)
-    ridge = ndi.maximum(dist, labels, index) if n else np.zeros(0)
+    ridge = _label_max(dist, labels, n)
     single = (ridge > 0.6 * half) & (ridge < 1.6 * half) & (areas > 4 * half * half)
     unit = float(np.median(areas[single])) if single.any() else 8 * half * half
     centres = []
+    counted_mask = np.zeros_like(chrom_mask)  # the chromosomes actually counted
     for k, sl in enumerate(ndi.find_objects(labels), 1):
         area = areas[k - 1]
         if area < 0.25 * unit:
             continue  # specks and slivers
+        counted_mask[sl] |= labels[sl] == k
         own = labels[sl] == k
         r0, c0 = sl[0].start, sl[1].start
         pieces = [_centre(own, 0, 0)]
@@ -139,10 +150,10 @@ def count_chromosomes(image: np.ndarray, *, min_chromosomes: int = MIN_CHROMOSOM
     for k, sl in enumerate(ndi.find_objects(thick_labels), 1):
         own = thick_labels[sl] == k
         area = float(own.sum())
-        pad = tuple(slice(max(a.start - 4, 0), a.stop + 4) for a in sl)
-        near = thick_labels[pad] == k
-        ring = ndi.binary_dilation(near, iterations=4) & ~ndi.binary_dilation(near, iterations=1)
-        crossings = ndi.label(ring & chrom_mask[pad])[1]
+        pad = tuple(slice(max(a.start - margin - 4, 0), a.stop + margin + 4) for a in sl)
+        near = ndi.binary_dilation(thick_labels[pad] == k, iterations=margin)
+        ring = ndi.binary_dilation(near, iterations=3) & ~near
+        crossings = ndi.label(ring & counted_mask[pad])[1]
         item = dict(
             center=_centre(own, sl[0].start, sl[1].start),
             box=[sl[0].start, sl[1].start, sl[0].stop - 1, sl[1].stop - 1],
@@ -192,7 +203,7 @@ def _half_width(mask: np.ndarray) -> float | None:
     plausible = (areas > mask.size * 1e-5) & (areas < mask.size * 4e-3)
     if not plausible.any():
         return None
-    ridge = ndi.maximum(ndi.distance_transform_edt(mask), labels, index)
+    ridge = _label_max(ndi.distance_transform_edt(mask), labels, n)
     return max(1.0, _weighted_median(ridge[plausible], areas[plausible]))
 
 
@@ -208,6 +219,14 @@ def _opening(mask: np.ndarray, radius: float) -> np.ndarray:
     if step > 1:
         opened = np.repeat(np.repeat(opened, step, 0), step, 1)[:h, :w]
     return opened & mask
+
+
+def _label_max(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """Largest value within each label 1..n (scipy's ndi.maximum sorts the whole picture)."""
+    inside = labels > 0
+    out = np.zeros(n + 1, values.dtype)
+    np.maximum.at(out, labels[inside], values[inside])
+    return out[1:]
 
 
 def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:

@@ -1,0 +1,153 @@
+"""Chromosome counting and the three criteria, on drawn pictures with known answers, on one
+real picture per stain, and on pictures with nothing to count."""
+
+import numpy as np
+import pytest
+from conftest import DATA
+
+from metasift import synth
+from metasift.cli import main
+from metasift.count import count_chromosomes, count_file
+
+
+def _bar(image, r, c, length, angle, width=6.0, dark=0.6):
+    """A straight dark chromosome-like bar (soft edges), centred at (r, c)."""
+    h, w = image.shape
+    rr, cc = np.mgrid[0:h, 0:w].astype(np.float32)
+    u, v = np.cos(angle), np.sin(angle)
+    along = (rr - r) * v + (cc - c) * u
+    across = -(rr - r) * u + (cc - c) * v
+    inside = np.clip(1.5 - np.maximum(np.abs(across) - width / 2, np.abs(along) - length / 2), 0, 1)
+    image -= dark * np.minimum(inside, 1)
+
+
+def _spread(image, centre, n, rng, spacing=38):
+    """n separated bars on a jittered grid around ``centre``."""
+    side = int(np.ceil(np.sqrt(n)))
+    placed = 0
+    for i in range(side):
+        for j in range(side):
+            if placed == n:
+                return
+            r = centre[0] + (i - side / 2) * spacing + rng.uniform(-4, 4)
+            c = centre[1] + (j - side / 2) * spacing + rng.uniform(-4, 4)
+            _bar(image, r, c, rng.uniform(14, 30), rng.uniform(0, np.pi))
+            placed += 1
+
+
+def _disc(image, r, c, radius, dark=0.45):
+    h, w = image.shape
+    rr, cc = np.mgrid[0:h, 0:w]
+    image -= dark * np.clip(radius - np.hypot(rr - r, cc - c), 0, 1)
+
+
+@pytest.fixture
+def canvas():
+    return np.full((600, 800), 0.9, np.float32)
+
+
+def test_separated_chromosomes_are_counted_exactly(canvas):
+    _spread(canvas, (300, 400), 46, np.random.default_rng(0))
+    counted = count_chromosomes(np.clip(canvas, 0, 1))
+    assert counted.chromosome_count == 46
+    assert counted.spread_count == 1 and not counted.verdicts
+
+
+def test_too_few(canvas):
+    _spread(canvas, (300, 400), 31, np.random.default_rng(1))
+    counted = count_chromosomes(np.clip(canvas, 0, 1))
+    assert counted.chromosome_count == 31 and counted.too_few and "31 chromosomes" in counted.reason
+
+
+def test_touching_pair_counts_two(canvas):
+    _spread(canvas, (300, 300), 44, np.random.default_rng(2))
+    _bar(canvas, 300, 650, 30, 0.3)
+    _bar(canvas, 300, 650, 30, 1.6)  # a second chromosome crossing the first
+    counted = count_chromosomes(np.clip(canvas, 0, 1))
+    assert counted.chromosome_count == 46
+
+
+def test_nucleus_beside_the_spread_is_not_debris(canvas):
+    _spread(canvas, (300, 260), 42, np.random.default_rng(3))
+    _disc(canvas, 300, 640, 90)
+    counted = count_chromosomes(np.clip(canvas, 0, 1))
+    assert counted.nuclei_count == 1 and counted.debris_over_chromosomes == 0
+    assert counted.chromosome_count == 42 and not counted.verdicts
+
+
+def test_particle_over_a_chromosome_is_debris(canvas):
+    _bar(canvas, 300, 650, 70, 0.0)
+    _spread(canvas, (300, 300), 44, np.random.default_rng(4))
+    _disc(canvas, 300, 650, 12, dark=0.8)  # a dark particle on the middle of the bar
+    counted = count_chromosomes(np.clip(canvas, 0, 1))
+    assert counted.debris and counted.debris_over_chromosomes >= 1
+
+
+def test_two_spreads_are_mixed():
+    canvas = np.full((600, 1200), 0.9, np.float32)
+    rng = np.random.default_rng(5)
+    _spread(canvas, (300, 250), 30, rng)
+    _spread(canvas, (300, 950), 30, rng)
+    counted = count_chromosomes(np.clip(canvas, 0, 1))
+    assert counted.spread_count == 2 and counted.mixed
+    assert counted.chromosomes_per_spread == [30, 30]
+
+
+@pytest.mark.parametrize("value", [0.0, 0.5, 1.0])
+def test_blank_pictures_count_zero(value):
+    counted = count_chromosomes(np.full((300, 400), value, np.float32))
+    assert counted.chromosome_count == 0 and counted.spread_count == 0 and counted.reason
+
+
+def test_only_nuclei_count_zero(canvas):
+    _disc(canvas, 200, 200, 90)
+    _disc(canvas, 380, 560, 100)
+    counted = count_chromosomes(np.clip(canvas, 0, 1))
+    assert counted.chromosome_count == 0 and counted.spread_count == 0 and counted.reason
+
+
+def test_synthetic_counts_are_close_to_the_truth():
+    # tolerance: the synthetic benchmark's mean error is ~3 (benchmarks/count_accuracy.py)
+    errors = []
+    for seed in range(4):
+        image, ann = synth.generate(
+            "available", 300 + seed, synth.SynthConfig(height=768, width=960)
+        )
+        counted = count_chromosomes(image)
+        errors.append(counted.chromosome_count - ann["chromosome_count"] - ann["fragment_count"])
+    assert np.mean(np.abs(errors)) <= 6
+
+
+# real pictures: one per stain, with the tolerance measured on them
+def test_real_dapi_picture():
+    counted = count_file(DATA / "mfish" / "V1301XY.png")  # 46,XY (expert karyotype)
+    assert abs(counted.chromosome_count - 46) <= 8
+    assert counted.spread_count == 1 and not counted.mixed
+
+
+def test_real_giemsa_picture():
+    counted = count_file(DATA / "giemsa" / "1.png")  # 50 boxed chromosomes
+    assert abs(counted.chromosome_count - 50) <= 20
+    assert counted.nuclei_count >= 5
+
+
+def test_count_cli_reports_bad_files_and_goes_on(tmp_path, capsys):
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    out = tmp_path / "counts.csv"
+    code = main(
+        [
+            "count",
+            str(DATA / "mfish"),
+            str(tmp_path / "broken.png"),
+            "--out",
+            str(out),
+            "--overlay",
+            str(tmp_path / "ov"),
+            "--workers",
+            "1",
+        ]
+    )
+    assert code == 1
+    text = out.read_text()
+    assert "broken.png" in text and "V1301XY.png" in text
+    assert len(list((tmp_path / "ov").glob("*.png"))) == 2  # the picture and its mask
