@@ -3,8 +3,8 @@ real picture per stain, and on pictures with nothing to count."""
 
 import numpy as np
 import pytest
-from conftest import DATA
 
+from conftest import DATA
 from metasift import synth
 from metasift.cli import main
 from metasift.count import count_chromosomes, count_file
