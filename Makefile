@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --constraint constraints.txt
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint default-model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,11 +24,15 @@ demo: $(VENV)/.core
 	$(BIN)/metasift demo --out demo_out
 
 test: $(VENV)/.all
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/python -m pytest -q
 
+# rebuild the bundled model from synthetic pictures (about an hour on 2 cores)
+default-model: $(VENV)/.all
+	$(BIN)/python examples/make_default_model.py
+
 lint: $(VENV)/.all
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks
 
 clean:

@@ -285,7 +285,8 @@ def test_onnx_and_torch_backends_agree(slide, tmp_path):
     )
     for ra, rb in zip(_rows(a), _rows(b)):
         assert ra["path"] == rb["path"] and ra["decision"] == rb["decision"]
-        assert abs(float(ra["p_reject"]) - float(rb["p_reject"])) < 1e-3
+        # the bundled weights are stored as float16; the ONNX export was made from float32
+        assert abs(float(ra["p_reject"]) - float(rb["p_reject"])) < 5e-3
 
 
 def test_classifies_without_pytorch(slide, tmp_path):

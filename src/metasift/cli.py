@@ -87,7 +87,7 @@ def get_parser() -> argparse.ArgumentParser:
         "--init",
         type=Path,
         metavar="MODEL_DIR",
-        help="start from another model folder (e.g. the bundled one) to fine-tune it",
+        help="start from another model folder ('default': the bundled one) to fine-tune it",
     )
     net = p.add_argument_group("model")
     net.add_argument(
@@ -316,7 +316,10 @@ def _train(args) -> int:
     }
     if args.init:
         from .models import read_config
+        from .predict import default_model_dir
 
+        if str(args.init) == "default":
+            args.init = default_model_dir()
         init = read_config(args.init)
         overrides.update(
             arch=init["arch"],

@@ -23,7 +23,8 @@ MIN_CHROMOSOMES = 40  # criterion (c) of the reference paper
 SPLIT_AREA = 1.6  # objects larger than this many median chromosome areas may hold several
 AREA_PER_CHROMOSOME = 1.3  # a cluster holds at least its area / this many median areas
 SPLIT_H = 0.6  # distance-transform peaks must stand this many half-widths above their saddle
-HALF_MAX = 0.5  # chromosomes are cut where they are this fraction of their typical darkness
+HALF_MAX = 0.35  # chromosomes are cut where they are this fraction of their typical darkness
+DEBRIS_DARKNESS = 1.3  # a particle is darker than the chromosomes' typical darkness by this
 MAX_ONE_CELL = 60  # more chromosomes than a (near-)diploid cell holds: two spreads run together
 COUNT_COLUMNS = (
     "chromosome_count", "spread_count", "chromosomes_per_spread", "nuclei_count",
@@ -110,14 +111,22 @@ def count_chromosomes(image: np.ndarray, *, min_chromosomes: int = MIN_CHROMOSOM
     # Chromosomes are cut at half their own darkness (full width at half maximum), whatever
     # the nuclei did to the first, global threshold.
     thin = mask & ~thick
+    typical = float(np.percentile(darkness[thin], 90)) if thin.any() else 1.0
     if thin.any():
-        mask = (darkness > HALF_MAX * float(np.percentile(darkness[thin], 90))) | thick
+        mask = (darkness > HALF_MAX * typical) | thick
         half = _half_width(mask & ~thick) or half
         thick = _opening(mask, 1.8 * half)
     result.chromosome_width = round(2 * half, 2)
+    # Large thick objects are nuclei; small ones are clumps of overlapping chromosomes or
+    # particles, left in the chromosome mask and judged below.
+    thick_labels, _ = ndi.label(thick)
+    nucleus_area = np.pi * (5 * half) ** 2
+    sizes = np.bincount(thick_labels.ravel())
+    sizes[0] = 0
+    nuclei_mask = (sizes > nucleus_area)[thick_labels]
     # a margin of one half-width: the fuzzy rim of a nucleus is not a chromosome
     margin = max(2, round(half))
-    chrom_mask = mask & ~ndi.binary_dilation(thick, iterations=margin)
+    chrom_mask = mask & ~ndi.binary_dilation(nuclei_mask, iterations=margin)
     labels, n = ndi.label(chrom_mask)
     index = np.arange(1, n + 1)
     areas = ndi.sum_labels(chrom_mask, labels, index).astype(float) if n else np.zeros(0)
@@ -143,24 +152,30 @@ def count_chromosomes(image: np.ndarray, *, min_chromosomes: int = MIN_CHROMOSOM
         box = [r0, c0, sl[0].stop - 1, sl[1].stop - 1]
         result.chromosomes.append(dict(box=box, pieces=len(pieces)))
 
-    # nuclei and debris; "over" a chromosome when chromosomes leave them in two or more places
-    thick_labels, _ = ndi.label(thick)
-    nucleus_area = np.pi * (5 * half) ** 2
+    # nuclei and debris: "over" chromosomes when chromosomes leave them in two or more places;
+    # a small object must also be darker than chromosomes, or it is chromosomes overlapping
     over = []
     for k, sl in enumerate(ndi.find_objects(thick_labels), 1):
         own = thick_labels[sl] == k
-        area = float(own.sum())
+        area = float(sizes[k])
         pad = tuple(slice(max(a.start - margin - 4, 0), a.stop + margin + 4) for a in sl)
         near = ndi.binary_dilation(thick_labels[pad] == k, iterations=margin)
         ring = ndi.binary_dilation(near, iterations=3) & ~near
         crossings = ndi.label(ring & counted_mask[pad])[1]
+        dark = float(np.percentile(darkness[sl][own], 90)) / max(typical, 1e-6)
         item = dict(
             center=_centre(own, sl[0].start, sl[1].start),
-            box=[sl[0].start, sl[1].start, sl[0].stop - 1, sl[1].stop - 1],
             area=int(area),
+            box=[sl[0].start, sl[1].start, sl[0].stop - 1, sl[1].stop - 1],
             crossings=int(crossings),
+            darkness=round(dark, 2),
         )
-        (result.nuclei if area > nucleus_area else result.debris_objects).append(item)
+        if area > nucleus_area:
+            result.nuclei.append(item)
+        elif dark > DEBRIS_DARKNESS:
+            result.debris_objects.append(item)
+        else:
+            continue
         if crossings >= 2:
             over.append(item)
 

@@ -272,7 +272,7 @@ def train(
         synthetic_training_data=config.synthetic_data,
         note=(
             "Trained on synthetic pictures only: fine-tune on your own labelled pictures before "
-            "real use (metasift train DATA --init MODEL_DIR)."
+            "real use (metasift train DATA --out MODEL_DIR --init default)."
             if config.synthetic_data
             else ""
         ),

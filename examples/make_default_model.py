@@ -1,0 +1,81 @@
+"""Rebuild the bundled default model (src/metasift/default_model) from scratch.
+
+The recipe, run on this project's 2-core CPU machine (about an hour):
+
+    metasift synth build/synth_train --n 4000 --seed 1
+    metasift synth build/synth_test  --n 1000 --seed 2
+    metasift train build/synth_train --out build/default_model --recipe cpu --synthetic-data
+    metasift evaluate build/default_model build/synth_test --json build/default_model/evaluation.json
+
+then this script copies the model folder into the package, storing the safetensors weights as
+float16 to keep the repository small (under 20 MB; fine-tuning loads them back as float32).
+The ONNX model that classification runs is the fp32 export.
+
+    python examples/make_default_model.py [--build build] [--skip-training]
+"""
+
+import argparse
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET = ROOT / "src" / "metasift" / "default_model"
+KEEP = (
+    "config.json",
+    "model.onnx",
+    "thresholds.json",
+    "history.csv",
+    "curves.png",
+    "evaluation.json",
+    "evaluation.png",
+)
+
+
+def metasift(*args):
+    subprocess.run([sys.executable, "-m", "metasift", *map(str, args)], check=True)
+
+
+def package(model: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    TARGET.mkdir(exist_ok=True)
+    for name in KEEP:
+        shutil.copy2(model / name, TARGET / name)
+    state = {
+        k: (v.half() if v.is_floating_point() else v)
+        for k, v in load_file(model / "model.safetensors").items()
+    }
+    save_file(
+        state, str(TARGET / "model.safetensors"), metadata={"format": "pt", "dtype": "float16"}
+    )
+    size = sum(p.stat().st_size for p in TARGET.iterdir())
+    print(f"packaged {model} into {TARGET} ({size / 2**20:.1f} MiB)")
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--build", type=Path, default=ROOT / "build")
+    parser.add_argument("--skip-training", action="store_true", help="package an existing build")
+    args = parser.parse_args()
+    train, test, model = (
+        args.build / "synth_train",
+        args.build / "synth_test",
+        args.build / "default_model",
+    )
+    if not args.skip_training:
+        if not (train / "labels.csv").is_file():
+            metasift("synth", train, "--n", 4000, "--seed", 1)
+        if not (test / "labels.csv").is_file():
+            metasift("synth", test, "--n", 1000, "--seed", 2)
+        resume = ["--resume"] if (model / "checkpoint.pt").is_file() else []
+        metasift("train", train, "--out", model, "--recipe", "cpu", "--synthetic-data", *resume)
+        metasift("evaluate", model, test, "--json", model / "evaluation.json")
+    package(model)
+
+
+if __name__ == "__main__":
+    main()
