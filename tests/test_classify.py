@@ -149,39 +149,23 @@ def test_usage_errors_exit_2(tmp_path, capsys):
 def test_broken_model_folder_is_a_clear_error(slide, tmp_path, capsys):
     broken = tmp_path / "model"
     shutil.copytree(MODEL, broken)
+    args = [
+        "classify",
+        str(slide / "mixed"),
+        "--model",
+        str(broken),
+        "--out",
+        str(tmp_path / "r.csv"),
+    ]
     (broken / "model.onnx").unlink()
-    assert (
-        main(
-            [
-                "classify",
-                str(slide / "mixed"),
-                "--model",
-                str(broken),
-                "--out",
-                str(tmp_path / "r.csv"),
-            ]
-        )
-        == 2
-    )
+    assert main(args) == 2
     err = capsys.readouterr().err
     assert "model.onnx is missing" in err and "Traceback" not in err
     shutil.copy(MODEL / "model.onnx", broken / "model.onnx")
     config = json.loads((broken / "config.json").read_text())
     config["input_size"] = 128
     (broken / "config.json").write_text(json.dumps(config))
-    assert (
-        main(
-            [
-                "classify",
-                str(slide / "mixed"),
-                "--model",
-                str(broken),
-                "--out",
-                str(tmp_path / "r.csv"),
-            ]
-        )
-        == 2
-    )
+    assert main(args) == 2
     assert "config.json says" in capsys.readouterr().err
 
 
