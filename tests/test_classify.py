@@ -306,3 +306,12 @@ def test_decide_names_reasons():
     row = predict.decide(np.array([0.1, 0.45, 0.4, 0.05]), classes, 0.5)
     assert row["reasons"] == "debris;mixed"
     assert predict.decide(np.array([0.8, 0.1, 0.05, 0.05]), classes, 0.5)["reasons"] == ""
+
+
+def test_demo_runs_the_whole_job(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--n", "8"]) == 0
+    rows = _rows(out / "results.csv")
+    assert len(rows) == 9 and sum(r["decision"] == "error" for r in rows) == 1
+    assert (out / "report.html").is_file() and any((out / "sorted").rglob("*.png"))
+    assert "keep/reject decisions right" in capsys.readouterr().out
