@@ -1,0 +1,34 @@
+import subprocess
+import sys
+
+from metasift.cli import main
+
+
+def test_help_imports_nothing_heavy():
+    """`metasift --help` must answer at once: no torch, onnxruntime or scipy at start-up."""
+    code = (
+        "import sys\nfrom metasift.cli import get_parser\nget_parser().format_help()\n"
+        "heavy = [m for m in ('torch', 'onnxruntime', 'scipy', 'skimage') if m in sys.modules]\n"
+        "assert not heavy, heavy"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+
+
+def test_every_subcommand_has_help(capsys):
+    for command in ("synth", "train", "evaluate", "classify", "count", "info", "demo"):
+        try:
+            main([command, "--help"])
+        except SystemExit as done:
+            assert done.code == 0
+        assert "usage: metasift " + command in capsys.readouterr().out
+
+
+def test_no_command_is_a_usage_error(capsys):
+    assert main([]) == 2
+
+
+def test_info_names_bad_files(tmp_path, capsys):
+    (tmp_path / "empty.png").write_bytes(b"")
+    assert main(["info", str(tmp_path / "empty.png")]) == 1
+    assert "empty.png: the file is empty" in capsys.readouterr().out
