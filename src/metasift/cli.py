@@ -114,7 +114,9 @@ def get_parser() -> argparse.ArgumentParser:
     opt.add_argument("--workers", type=int)
     opt.add_argument("--max-steps", type=int, help="batches per epoch at most (smoke tests)")
     opt.add_argument(
-        "--target-sensitivity", type=float, help="of the reject decision, on validation"
+        "--target-sensitivity",
+        type=float,
+        help="threshold p_reject for this sensitivity on validation (default: best balance)",
     )
     opt.add_argument("--device", choices=("auto", "cpu", "cuda"))
     opt.add_argument(

@@ -46,9 +46,7 @@ class TrainConfig:
     weights: str = ""  # a local weights file instead of the ImageNet download
     max_angle: float = 10.0  # small random rotation on top of the 90-degree turns, in degrees
     augment: bool = True  # flips and rotations, as in the paper
-    target_sensitivity: float = (
-        0.99  # the threshold on p(reject) is set on validation data for this
-    )
+    target_sensitivity: float = 0.0  # > 0: threshold on p(reject) for this sensitivity; 0: Youden
     seed: int = 0  # splits, augmentation, initialisation and dropout
     workers: int = -1  # data loading processes; -1: all cores
     max_steps: int = 0  # stop each epoch after this many batches (0: all); for smoke tests
@@ -64,8 +62,8 @@ class TrainConfig:
             raise ValueError("epochs and batch_size must be >= 1 and input_size >= 32")
         if not (0 < self.lr < 1 and 0 < self.lr_decay <= 1 and 0 <= self.dropout < 1):
             raise ValueError("need 0 < lr < 1, 0 < lr_decay <= 1 and 0 <= dropout < 1")
-        if not 0 < self.target_sensitivity <= 1:
-            raise ValueError("target_sensitivity must be in (0, 1]")
+        if not 0 <= self.target_sensitivity <= 1:
+            raise ValueError("target_sensitivity must be in [0, 1] (0: best balance)")
         if self.arch == "inception_v3" and self.input_size < 299:
             raise ValueError("inception_v3 needs input_size >= 299 (its auxiliary classifier)")
 
@@ -159,7 +157,7 @@ def train(
         if _without_epochs(saved["config"]) != _without_epochs(asdict(config)):
             raise ValueError(
                 f"{checkpoint}: was made with other settings; resume with the same ones "
-                "(only --epochs may change, to train longer)"
+                "(only --epochs and --target-sensitivity may change)"
             )
         model.load_state_dict(saved["model"])
         optimiser.load_state_dict(saved["optimiser"])
@@ -296,7 +294,8 @@ def train(
 
 
 def _without_epochs(settings: dict) -> dict:
-    return {k: v for k, v in settings.items() if k != "epochs"}
+    """Settings that shape training; the number of epochs and the threshold rule may change."""
+    return {k: v for k, v in settings.items() if k not in ("epochs", "target_sensitivity")}
 
 
 def evaluate_logits(model, dataset: ArrayDataset, batch_size: int, device) -> dict:
@@ -330,21 +329,36 @@ def evaluate_logits(model, dataset: ArrayDataset, batch_size: int, device) -> di
     )
 
 
-def choose_threshold(p_reject, is_reject, target: float) -> dict:
-    """The highest threshold on p(reject) whose sensitivity (rejects caught) reaches ``target``
-    on validation data; 0.5 when there is nothing to choose from."""
+def choose_threshold(p_reject, is_reject, target: float = 0.0) -> dict:
+    """The decision threshold on p(reject), from validation data.
+
+    ``target`` > 0: the highest threshold whose sensitivity (rejects caught) reaches it.
+    ``target`` = 0: the threshold with the best balance, sensitivity + specificity (Youden).
+    0.5 when the validation data lack keeps or rejects.
+    """
     p_reject, is_reject = np.asarray(p_reject, float), np.asarray(is_reject, bool)
     threshold = 0.5
     if is_reject.any() and (~is_reject).any():
-        scores = np.sort(p_reject[is_reject])
-        k = int(np.floor((1 - target) * len(scores)))  # rejects allowed to slip under
-        threshold = float(min(0.5, scores[k])) if k < len(scores) else 0.5
+        if target > 0:
+            scores = np.sort(p_reject[is_reject])
+            k = int(np.floor((1 - target) * len(scores)))  # rejects allowed to slip under
+            threshold = float(min(0.5, scores[k])) if k < len(scores) else 0.5
+        else:
+            candidates = np.unique(np.concatenate([p_reject, [0.5]]))
+            youden = [
+                np.mean(p_reject[is_reject] >= t) + np.mean(p_reject[~is_reject] < t)
+                for t in candidates
+            ]
+            best = np.flatnonzero(np.isclose(youden, max(youden)))
+            threshold = float(candidates[best[np.argmin(np.abs(candidates[best] - 0.5))]])
     pred = p_reject >= threshold
     sens = float(pred[is_reject].mean()) if is_reject.any() else float("nan")
     spec = float((~pred[~is_reject]).mean()) if (~is_reject).any() else float("nan")
+    rule = f"sensitivity >= {target}" if target > 0 else "best sensitivity + specificity"
     return dict(
         p_reject=threshold,
-        target_sensitivity=target,
+        rule=rule,
+        target_sensitivity=target or None,
         val_sensitivity=sens,
         val_specificity=spec,
         chosen_on="validation split",
