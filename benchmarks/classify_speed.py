@@ -159,8 +159,10 @@ def main():
             "default (" + default_model_dir().name + ")": default_model_dir(),
             "inception_v3": inception_folder(tmp / "inception"),
         }
+        peaks = {}
         for name, model in models.items():
             took, peak = run_classify([folder], model, tmp / "r.csv", ["--no-count"])
+            peaks[name] = peak
             rate = args.n / took
             base = naive(files[: args.naive_n], model)
             print(
@@ -169,9 +171,10 @@ def main():
             )
         small = files[: max(1, args.n // 5)]
         _, peak_small = run_classify(small, default_model_dir(), tmp / "s.csv", ["--no-count"])
+        default_peak = next(iter(peaks.values()))
         print(
             f"peak memory, default model: {peak_small:.0f} MiB for {len(small)} pictures, "
-            f"{peak:.0f} MiB for {args.n} (inception run above)"
+            f"{default_peak:.0f} MiB for {args.n}"
         )
         took, _ = run_classify([folder], default_model_dir(), tmp / "c.csv")
         print(f"default model with chromosome counting: {args.n / took:.1f} images/s")
