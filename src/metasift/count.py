@@ -123,7 +123,13 @@ def count_chromosomes(image: np.ndarray, *, min_chromosomes: int = MIN_CHROMOSOM
     nucleus_area = np.pi * (5 * half) ** 2
     sizes = np.bincount(thick_labels.ravel())
     sizes[0] = 0
-    nuclei_mask = (sizes > nucleus_area)[thick_labels]
+    # A nucleus is solid: a disc of four chromosome widths fits inside it. A dense clump of
+    # chromosomes is as large but has gaps between its chromosomes, so no such disc fits.
+    solid = _opening(mask, 4 * half)
+    hits = np.bincount(thick_labels[solid], minlength=len(sizes))
+    is_nucleus = (sizes > nucleus_area) & (hits > 0.5 * nucleus_area)
+    is_nucleus[0] = False
+    nuclei_mask = is_nucleus[thick_labels]
     # a margin of one half-width: the fuzzy rim of a nucleus is not a chromosome
     margin = max(2, round(half))
     chrom_mask = mask & ~ndi.binary_dilation(nuclei_mask, iterations=margin)
@@ -170,7 +176,7 @@ def count_chromosomes(image: np.ndarray, *, min_chromosomes: int = MIN_CHROMOSOM
             crossings=int(crossings),
             darkness=round(dark, 2),
         )
-        if area > nucleus_area:
+        if is_nucleus[k]:
             result.nuclei.append(item)
         elif dark > DEBRIS_DARKNESS:
             result.debris_objects.append(item)
