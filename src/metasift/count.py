@@ -11,7 +11,7 @@ of the chromosome width and area measured on the picture itself, so the same def
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -108,8 +108,8 @@ def count_chromosomes(image: np.ndarray, *, min_chromosomes: int = MIN_CHROMOSOM
     # Thick objects (nuclei, clumps, particles) are what survives an opening wider than any
     # chromosome; taking them out first keeps chromosomes that touch them countable.
     thick = _opening(mask, 1.8 * half)
-    # Chromosomes are cut at half their own darkness (full width at half maximum), whatever
-    # the nuclei did to the first, global threshold.
+    # Chromosomes are cut at a fixed share (HALF_MAX) of their own typical darkness, whatever
+    # the nuclei did to the first, global threshold; faint small chromosomes stay in.
     thin = mask & ~thick
     typical = float(np.percentile(darkness[thin], 90)) if thin.any() else 1.0
     if thin.any():
@@ -146,8 +146,8 @@ def count_chromosomes(image: np.ndarray, *, min_chromosomes: int = MIN_CHROMOSOM
         area = areas[k - 1]
         if area < 0.25 * unit:
             continue  # specks and slivers
-        counted_mask[sl] |= labels[sl] == k
         own = labels[sl] == k
+        counted_mask[sl] |= own
         r0, c0 = sl[0].start, sl[1].start
         pieces = [_centre(own, 0, 0)]
         if area > SPLIT_AREA * unit:  # a cluster of touching or crossing chromosomes
@@ -363,7 +363,3 @@ def write_overlay(image: np.ndarray, counted: Counted, target: Path) -> Path:
     base.save(tmp)
     tmp.replace(target)
     return target
-
-
-def as_dict(counted: Counted) -> dict:
-    return asdict(counted)
