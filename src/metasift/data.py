@@ -182,10 +182,11 @@ def resize(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def normalise(small: np.ndarray, mean, std) -> np.ndarray:
-    """3 x H x W network input from a resized canonical picture (grey copied to RGB)."""
+    """Network input from resized canonical pictures, grey copied to RGB:
+    H x W -> 3 x H x W, or a batch N x H x W -> N x 3 x H x W."""
     mean = np.asarray(mean, np.float32)[:, None, None]
     std = np.asarray(std, np.float32)[:, None, None]
-    return (small[None] - mean) / std
+    return (small[..., None, :, :] - mean) / std
 
 
 def prepare(path, size: int, mean, std) -> np.ndarray:
