@@ -79,7 +79,7 @@ def get_parser() -> argparse.ArgumentParser:
         "--recipe",
         default="paper",
         choices=("paper", "cpu"),
-        help="paper: Inception v3 at 299, 20 epochs (Jang et al.); cpu: EfficientNet-Lite0 at 224",
+        help="paper: Inception v3 at 299, 20 epochs (Jang et al.); cpu: EfficientNet-Lite0 at 224, 12 epochs",
     )
     p.add_argument("--config", type=Path, help="YAML file of settings (see MODEL_DIR/config.yaml)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in MODEL_DIR")
