@@ -224,7 +224,10 @@ def _half_width(mask: np.ndarray) -> float | None:
     plausible = (areas > mask.size * 1e-5) & (areas < mask.size * 4e-3)
     if not plausible.any():
         return None
-    ridge = _label_max(ndi.distance_transform_edt(mask), labels, n)
+    # the chamfer distance is close enough for a width and several times faster than exact
+    ridge = _label_max(
+        ndi.distance_transform_cdt(mask, metric="chessboard").astype(np.float32), labels, n
+    )
     return max(1.0, _weighted_median(ridge[plausible], areas[plausible]))
 
 
