@@ -220,7 +220,7 @@ def get_parser() -> argparse.ArgumentParser:
         description="Read each picture as metasift sees it and print its format, "
         "bit depth, channels and polarity, or the reason it cannot be read.",
     )
-    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="files or folders")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or globs")
     p.add_argument("--polarity", default="auto", choices=("auto", "dark", "bright"))
     p.set_defaults(handler=_info)
 
@@ -490,14 +490,12 @@ def _count(args) -> int:
 
 
 def _info(args) -> int:
-    from .io import IMAGE_SUFFIXES, ImageReadError, read_image
+    from .io import ImageReadError, read_image
+    from .predict import list_inputs
 
-    files = []
-    for item in args.inputs:
-        if item.is_dir():
-            files += sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            files.append(item)
+    files, notes = list_inputs(args.inputs)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     if not files:
         print("metasift info: error: no image files found", file=sys.stderr)
         return 2
