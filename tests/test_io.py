@@ -64,6 +64,31 @@ def test_reads_every_format_as_dark_on_light(tmp_path, spread_like, name, dtype,
     assert _contrast(image) > 0.5  # stretched to most of the range, chromosomes dark
 
 
+@pytest.mark.parametrize("name,dtype,rgb,kind,kw", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("bright", [False, True])
+def test_resized_read_is_exactly_read_then_resize(
+    tmp_path, spread_like, name, dtype, rgb, kind, kw, bright
+):
+    """Training and classification read with ``size``; its fast paths must change nothing."""
+    array = _as(spread_like, dtype, rgb, bright=bright)
+    if kw.get("planarconfig") == "separate":
+        array = np.moveaxis(array, -1, 0)
+    path = _write(tmp_path / name, array, kind, **kw)
+    full, info = io.read_image(path)
+    small, small_info = io.read_image(path, size=40)
+    assert small.shape == (40, 40) and small.dtype == np.float32
+    assert np.array_equal(small, io.resize(full, 40))
+    assert small_info == info
+
+
+def test_histogram_percentiles_equal_numpy():
+    rng = np.random.default_rng(0)
+    q = (0.0, 0.5, 50.0, 99.8, 100.0)
+    for dtype, top in [(np.uint8, 256), (np.uint16, 65536)] * 20:
+        values = rng.integers(0, rng.integers(1, top), size=rng.integers(1, 3000)).astype(dtype)
+        assert np.allclose(io._percentiles(values, q), np.percentile(values, q), rtol=0, atol=1e-9)
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
 def test_fluorescence_is_detected_and_inverted(tmp_path, spread_like, dtype):
     path = _write(tmp_path / "dapi.tif", _as(spread_like, dtype, bright=True), "tif")

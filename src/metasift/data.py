@@ -172,15 +172,6 @@ def split_samples(
 
 
 # ---- preprocessing -----------------------------------------------------------------------
-def resize(image: np.ndarray, size: int) -> np.ndarray:
-    """Square ``size`` x ``size`` float32 picture, antialiased (the paper resizes to 299x299)."""
-    from PIL import Image
-
-    if image.shape == (size, size):
-        return image.astype(np.float32, copy=False)
-    return np.asarray(Image.fromarray(image, mode="F").resize((size, size), Image.BILINEAR))
-
-
 def normalise(small: np.ndarray, mean, std) -> np.ndarray:
     """Network input from resized canonical pictures, grey copied to RGB:
     H x W -> 3 x H x W, or a batch N x H x W -> N x 3 x H x W."""
@@ -191,8 +182,8 @@ def normalise(small: np.ndarray, mean, std) -> np.ndarray:
 
 def prepare(path, size: int, mean, std) -> np.ndarray:
     """File to network input: exactly what training and classification both use."""
-    image, _ = read_image(path)
-    return normalise(resize(image, size), mean, std)
+    small, _ = read_image(path, size=size)
+    return normalise(small, mean, std)
 
 
 def augment(small: np.ndarray, rng: np.random.Generator, max_angle: float = 10.0) -> np.ndarray:
@@ -212,10 +203,10 @@ def augment(small: np.ndarray, rng: np.random.Generator, max_angle: float = 10.0
 def _load_one(job):
     path, size = job
     try:
-        image, _ = read_image(path)
+        small, _ = read_image(path, size=size)
     except ImageReadError as err:
         return None, str(err)
-    return resize(image, size).astype(np.float16), None
+    return small.astype(np.float16), None
 
 
 def load_resized(samples: list[Sample], size: int, workers: int = 0, progress=None) -> np.ndarray:

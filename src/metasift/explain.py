@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import normalise, resize
-from .io import read_image
+from .data import normalise
+from .io import read_image, resize
 
 
 def occlusion_map(image: np.ndarray, clf, *, grid: int = 8) -> np.ndarray:

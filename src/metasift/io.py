@@ -100,16 +100,19 @@ def read_image(
     *,
     polarity: str = "auto",
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    size: int | None = None,
 ) -> tuple[np.ndarray, ImageInfo]:
     """Read ``path`` into a canonical float32 image (dark chromosomes on light) and its info.
 
     ``polarity`` says how the file shows chromosomes: ``"dark"`` (bright-field, Giemsa),
-    ``"bright"`` (fluorescence, DAPI) or ``"auto"`` to decide from the picture.
+    ``"bright"`` (fluorescence, DAPI) or ``"auto"`` to decide from the picture. With ``size``,
+    the image comes resized to ``size`` x ``size``: the same values as ``resize(read_image(path))``,
+    made faster (what training and classification use).
     """
     if polarity not in POLARITIES:
         raise ValueError(f"polarity must be one of {POLARITIES}, not {polarity!r}")
     raw, fmt, pages, notes = decode(path, max_pixels=max_pixels)
-    image, stored_polarity, black_white = canonical(raw, polarity=polarity)
+    image, stored_polarity, black_white = canonical(raw, polarity=polarity, size=size)
     info = ImageInfo(
         path=str(path),
         format=fmt,
@@ -125,8 +128,11 @@ def read_image(
     return image, info
 
 
-def canonical(raw: np.ndarray, *, polarity: str = "auto") -> tuple[np.ndarray, str, tuple]:
-    """Grey, percentile-normalised, dark-on-light float32 image from a decoded array.
+def canonical(
+    raw: np.ndarray, *, polarity: str = "auto", size: int | None = None
+) -> tuple[np.ndarray, str, tuple]:
+    """Grey, percentile-normalised, dark-on-light float32 image from a decoded array, resized
+    to ``size`` x ``size`` when given.
 
     Returns the image, the polarity the array had, and the (black, white) stored values.
     """
@@ -134,22 +140,64 @@ def canonical(raw: np.ndarray, *, polarity: str = "auto") -> tuple[np.ndarray, s
     # Percentiles of a regular subsample: the same figures as the full image to well under
     # one grey level, at a fraction of the cost (the reader must stay under 10 ms per picture).
     step = max(1, int(np.sqrt(grey.size / 250_000)))
-    sample = grey[::step, ::step]
-    lo, hi = (float(v) for v in np.percentile(sample, PERCENTILES))
+    lo, hi, median = _percentiles(grey[::step, ::step], (*PERCENTILES, 50.0))
     if hi <= lo:  # a blank picture: no contrast to stretch
         lo, hi = (0.0, 1.0) if np.issubdtype(raw.dtype, np.floating) else (0.0, _full_scale(raw))
         if hi <= lo:
             hi = lo + 1.0
-    image = grey.astype(np.float32, copy=False) - np.float32(lo)
-    image *= np.float32(1.0 / (hi - lo))
-    np.clip(image, 0.0, 1.0, out=image)
     if polarity == "auto":
         # Most of a metaphase picture is background: light in bright-field, dark in fluorescence.
-        median = (float(np.median(sample)) - lo) / (hi - lo)
-        polarity = "bright" if median < 0.5 else "dark"
+        polarity = "bright" if (median - lo) / (hi - lo) < 0.5 else "dark"
+    if grey.dtype in (np.uint8, np.uint16):
+        # The stretch as a table of the same float32 arithmetic: bit-identical, one pass.
+        table = _stretch(np.arange(2 ** (8 * grey.itemsize), dtype=np.float32), lo, hi, polarity)
+        if size and grey.dtype == np.uint8 and grey.shape != (size, size):
+            # 8-bit: Pillow looks the table up on its way to the resize (3x faster than
+            # making the full-size float picture first; same values, tested)
+            from PIL import Image
+
+            grey = np.ascontiguousarray(grey)
+            picture = Image.frombuffer("L", grey.shape[::-1], grey, "raw", "L", 0, 1)
+            small = picture.point(table.tolist(), "F").resize((size, size), Image.BILINEAR)
+            return np.asarray(small), polarity, (lo, hi)
+        image = table.take(grey)
+    else:
+        image = _stretch(grey.astype(np.float32), lo, hi, polarity)
+    return (resize(image, size) if size else image), polarity, (lo, hi)
+
+
+def resize(image: np.ndarray, size: int) -> np.ndarray:
+    """Square ``size`` x ``size`` float32 picture, antialiased (the paper resizes to 299x299)."""
+    from PIL import Image
+
+    if image.shape == (size, size):
+        return image.astype(np.float32, copy=False)
+    return np.asarray(
+        Image.fromarray(np.asarray(image, np.float32)).resize((size, size), Image.BILINEAR)
+    )
+
+
+def _stretch(values: np.ndarray, lo: float, hi: float, polarity: str) -> np.ndarray:
+    """(values - lo) / (hi - lo) clipped to [0, 1], inverted for bright-on-dark; in place."""
+    values -= np.float32(lo)
+    values *= np.float32(1.0 / (hi - lo))
+    np.clip(values, 0.0, 1.0, out=values)
     if polarity == "bright":
-        np.subtract(np.float32(1.0), image, out=image)
-    return image, polarity, (lo, hi)
+        np.subtract(np.float32(1.0), values, out=values)
+    return values
+
+
+def _percentiles(values: np.ndarray, q) -> list[float]:
+    """``np.percentile(values, q)`` (linear interpolation); from a histogram for 8/16-bit
+    pictures, which is several times faster than sorting and gives the same figures."""
+    if values.dtype not in (np.uint8, np.uint16):
+        return [float(v) for v in np.percentile(values, q)]
+    cumulative = np.cumsum(np.bincount(values.ravel()))
+    rank = np.asarray(q, np.float64) / 100 * (values.size - 1)
+    below = np.floor(rank)
+    at = np.searchsorted(cumulative, below, side="right")  # the value of sorted[below]
+    after = np.searchsorted(cumulative, np.minimum(below + 1, values.size - 1), side="right")
+    return [float(v) for v in at + (rank - below) * (after - at)]
 
 
 def to_grey(raw: np.ndarray) -> np.ndarray:

@@ -300,12 +300,13 @@ def export_onnx(model, folder: Path, input_size: int, *, atol: float = 1e-3) -> 
     model = model.eval()
     example = torch.randn(2, 3, input_size, input_size)
     tmp = folder / ".model.onnx.tmp"
+    exported = static_padding(model, input_size)
     # The TorchScript exporter: the newer dynamo one needs onnxscript, one more dependency, and
     # gives the same graph for these plain CNNs. Its deprecation notice is not the user's concern.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
-            model,
+            exported,
             (example,),
             str(tmp),
             dynamo=False,
@@ -326,3 +327,54 @@ def export_onnx(model, folder: Path, input_size: int, *, atol: float = 1e-3) -> 
         raise RuntimeError(f"ONNX export differs from PyTorch by {diff:.2e} in probability")
     os.replace(tmp, folder / "model.onnx")
     return diff
+
+
+def static_padding(model, input_size: int):
+    """A copy of ``model`` whose TensorFlow-style 'same' convolutions (timm's ``Conv2dSame``,
+    which work out their padding from the input's size at every call) pad by the fixed amounts
+    ``input_size`` gives. Same outputs; the ONNX graph then has no shape arithmetic, which runs
+    faster and which int8 quantisation would otherwise quantise too (and so break)."""
+    import copy
+
+    import torch
+    from torch import nn
+
+    try:
+        from timm.layers import Conv2dSame, get_same_padding
+    except ImportError:
+        return model
+    model = copy.deepcopy(model).eval()
+    same = {name: m for name, m in model.named_modules() if isinstance(m, Conv2dSame)}
+    sizes = {}
+
+    def record(name):
+        def hook(_, args):
+            sizes[name] = args[0].shape  # returns None: the input goes on unchanged
+
+        return hook
+
+    hooks = [m.register_forward_pre_hook(record(name)) for name, m in same.items()]
+    with torch.no_grad():
+        model(torch.zeros(1, 3, input_size, input_size))
+    for hook in hooks:
+        hook.remove()
+    for name, m in same.items():
+        ph, pw = (
+            get_same_padding(n, k, s, d)
+            for n, k, s, d in zip(sizes[name][-2:], m.kernel_size, m.stride, m.dilation)
+        )
+        conv = nn.Conv2d(
+            m.in_channels,
+            m.out_channels,
+            m.kernel_size,
+            m.stride,
+            0,
+            m.dilation,
+            m.groups,
+            bias=m.bias is not None,
+        )
+        conv.load_state_dict(m.state_dict())
+        pad = nn.ZeroPad2d((pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
+        parent, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(parent), attr, nn.Sequential(pad, conv))
+    return model

@@ -144,8 +144,7 @@ def list_inputs(inputs) -> tuple[list[Path], list[str]]:
 def _prepare_job(job) -> dict:
     """Worker: one file to its resized grey picture, size, file identity and (optionally)
     counts."""
-    from .data import resize
-    from .io import ImageReadError, read_image
+    from .io import ImageReadError, read_image, resize
 
     path, size, count = job
     out = dict(
@@ -156,11 +155,12 @@ def _prepare_job(job) -> dict:
         error="",
     )
     try:
-        image, info = read_image(path)
+        # counting needs the full picture; classifying alone takes the faster resized read
+        image, info = read_image(path, size=None if count else size)
     except ImageReadError as err:
         out["error"] = str(err)
         return out
-    out.update(array=resize(image, size), width=info.width, height=info.height)
+    out.update(array=resize(image, size) if count else image, width=info.width, height=info.height)
     if count:
         from .count import count_chromosomes
 
