@@ -190,9 +190,16 @@ def _stretch(values: np.ndarray, lo: float, hi: float, polarity: str) -> np.ndar
 def _percentiles(values: np.ndarray, q) -> list[float]:
     """``np.percentile(values, q)`` (linear interpolation); from a histogram for 8/16-bit
     pictures, which is several times faster than sorting and gives the same figures."""
-    if values.dtype not in (np.uint8, np.uint16):
+    if values.dtype == np.uint8:  # Pillow counts 8-bit values twice as fast as numpy
+        from PIL import Image
+
+        flat = np.ascontiguousarray(values).reshape(1, -1)
+        counts = Image.frombuffer("L", flat.shape[::-1], flat, "raw", "L", 0, 1).histogram()
+    elif values.dtype == np.uint16:
+        counts = np.bincount(values.ravel())
+    else:
         return [float(v) for v in np.percentile(values, q)]
-    cumulative = np.cumsum(np.bincount(values.ravel()))
+    cumulative = np.cumsum(counts)
     rank = np.asarray(q, np.float64) / 100 * (values.size - 1)
     below = np.floor(rank)
     at = np.searchsorted(cumulative, below, side="right")  # the value of sorted[below]

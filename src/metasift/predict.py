@@ -65,6 +65,9 @@ class Classifier:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # decoding workers share the cores: threads that busy-wait between operators would
+        # take their time (measured: ~10% fewer images/s)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as err:
