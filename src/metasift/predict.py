@@ -182,9 +182,11 @@ def _stat(path: Path):
 
 
 def result_columns(classes, count: bool = True) -> list[str]:
-    from .count import COUNT_COLUMNS
+    extra = []
+    if count:  # imported only then: counting brings scipy, 0.2 s of start-up
+        from .count import COUNT_COLUMNS
 
-    extra = [*COUNT_COLUMNS, "agreement"] if count else []
+        extra = [*COUNT_COLUMNS, "agreement"]
     return [*RESULT_BASE, *(f"p_{c}" for c in classes[1:]), "reasons", *extra, *RESULT_TAIL[1:]]
 
 
