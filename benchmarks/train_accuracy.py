@@ -70,6 +70,29 @@ def main():
         f"\nheld-out synthetic test ({result['n']} pictures, {test_dir}): keep/reject accuracy "
         f"{b['accuracy']:.4f} (target >= 0.99), 4-class accuracy {result['accuracy']:.4f}"
     )
+    by_difficulty(result, test_dir)
+
+
+def by_difficulty(result: dict, test_dir: Path) -> None:
+    """Keep/reject accuracy on the pictures whose count sits near the 40 boundary (37-42, a
+    single spread without debris) and on all others, from the synthetic ground truth."""
+    import csv
+
+    threshold = result["binary"]["threshold"]
+    wrong = {
+        Path(m["path"]).resolve()
+        for m in result["misclassified"]
+        if (m["p_reject"] >= threshold) != (m["label"] != "available")
+    }
+    near, rest = [], []
+    for row in csv.DictReader(open(test_dir / "labels.csv")):
+        hard = row["label"] in ("available", "too_few") and 37 <= int(row["chromosome_count"]) <= 42
+        (near if hard else rest).append((test_dir / row["path"]).resolve() not in wrong)
+    for name, right in (("count 37-42", near), ("all others", rest)):
+        if right:
+            print(
+                f"  keep/reject accuracy, {name}: {sum(right) / len(right):.4f} ({len(right)} pictures)"
+            )
 
 
 if __name__ == "__main__":
