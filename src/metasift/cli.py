@@ -325,7 +325,7 @@ def _train(args) -> int:
         init = read_config(args.init)
         overrides.update(
             arch=init["arch"],
-            input_size=init["input_size"],
+            input_size=args.input_size or init["input_size"],  # a CNN adapts to a new size
             weights=str(args.init / "model.safetensors"),
         )
     config = TrainConfig.resolve(args.recipe, args.config, **overrides)
