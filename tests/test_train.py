@@ -119,6 +119,19 @@ def test_inception_v3_trains_with_aux_logits(four_class, tmp_path):
         assert model(torch.zeros(1, 3, 299, 299)).shape == (1, 4)
 
 
+def test_init_fine_tunes_another_model_at_a_new_size(trained, four_class, tmp_path):
+    from safetensors.torch import load_file
+
+    out = tmp_path / "tuned"
+    args = [a if a != "64" else "48" for a in FAST]  # input size 64 -> 48
+    assert main(["train", str(four_class), "--out", str(out), *args, "--init", str(trained)]) == 0
+    assert json.loads((out / "config.json").read_text())["input_size"] == 48
+    before, after = load_file(trained / "model.safetensors"), load_file(out / "model.safetensors")
+    stem = next(k for k in before if k.startswith("conv_stem"))
+    # two small Adam steps away from the model it started from, not from a random start
+    assert 0 < float((before[stem].float() - after[stem].float()).abs().max()) < 0.02
+
+
 def test_resume_gives_the_same_weights(four_class, tmp_path):
     from safetensors.torch import load_file
 
