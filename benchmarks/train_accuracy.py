@@ -2,7 +2,7 @@
 with another seed (issue 3 target: keep/reject accuracy >= 0.99 on 1,000 pictures).
 
     python benchmarks/train_accuracy.py [--train DIR] [--test DIR] [--recipe cpu] [--arch ...]
-                                        [--epochs N] [--out MODEL_DIR]
+                                        [--epochs N] [--out MODEL_DIR] [--skip-training]
 
 Without --train/--test it first writes 4,000 training pictures (seed 1) and 1,000 test
 pictures (seed 2) under bench_out/. The model folder is kept (default bench_out/model_<arch>).
@@ -50,6 +50,7 @@ def main():
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--input-size", type=int)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--skip-training", action="store_true", help="evaluate --out as it is")
     args = parser.parse_args()
     train_dir = args.train or ensure(OUT / "synth_train4000", 4000, 1)
     test_dir = args.test or ensure(OUT / "synth_test1000", 1000, 2)
@@ -61,9 +62,10 @@ def main():
         synthetic_data=True,
     )
     out = args.out or OUT / f"model_{config.arch}"
-    start = time.perf_counter()
-    train(train_dir, out, config, resume=(out / "checkpoint.pt").is_file())
-    print(f"training took {(time.perf_counter() - start) / 60:.1f} min")
+    if not args.skip_training:
+        start = time.perf_counter()
+        train(train_dir, out, config, resume=(out / "checkpoint.pt").is_file())
+        print(f"training took {(time.perf_counter() - start) / 60:.1f} min")
     result = evaluate(out, test_dir, json_path=out / "evaluation.json")
     b = result["binary"]
     print(
