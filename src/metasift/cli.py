@@ -188,7 +188,12 @@ def get_parser() -> argparse.ArgumentParser:
         help="skip the chromosome count and its verdicts (faster)",
     )
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--workers", type=int, default=0, help="decoding processes (default: all cores)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="decoding workers: threads, or processes when counting (default: all cores)",
+    )
     p.add_argument("--threads", type=int, default=0, help="inference threads (default: all cores)")
     p.set_defaults(handler=_classify)
 
