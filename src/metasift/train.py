@@ -178,7 +178,10 @@ def train(
             batch_size=config.batch_size,
             shuffle=True,
             generator=order,
-            num_workers=min(workers, 4) if len(train_set) > 64 else 0,
+            # on a CPU the network needs the cores; on a GPU augmentation is the bottleneck
+            num_workers=(workers if device.type == "cuda" else min(workers, 4))
+            if len(train_set) > 64
+            else 0,
             drop_last=len(train_set) > config.batch_size,
         )
         model.train()
