@@ -67,6 +67,23 @@ def test_touching_pair_counts_two(canvas):
     assert counted.chromosome_count == 46
 
 
+@pytest.mark.parametrize("seed", [2, 3])
+def test_halo_under_a_dense_spread_does_not_join_chromosomes(seed):
+    """A cell's halo darkens the gaps of a dense, blurred spread: the count must not drop."""
+    from scipy import ndimage as ndi
+
+    rr, cc = np.mgrid[0:600, 0:800]
+    halo = 1 - 0.4 * np.exp(-((rr - 300) ** 2 + (cc - 400) ** 2) / (2 * 160.0**2))
+    counts = []
+    for shade in (1.0, halo):
+        canvas = np.full((600, 800), 0.9, np.float32)
+        _spread(canvas, (300, 400), 46, np.random.default_rng(seed), spacing=26)
+        canvas = ndi.gaussian_filter(canvas * shade, 2.5)
+        counts.append(count_chromosomes(np.clip(canvas, 0, 1)).chromosome_count)
+    plain, on_halo = counts
+    assert plain >= 35 and abs(on_halo - plain) <= 2, counts
+
+
 def test_nucleus_beside_the_spread_is_not_debris(canvas):
     _spread(canvas, (300, 260), 42, np.random.default_rng(3))
     _disc(canvas, 300, 640, 90)

@@ -25,6 +25,7 @@ AREA_PER_CHROMOSOME = 1.3  # a cluster holds at least its area / this many media
 SPLIT_H = 0.6  # distance-transform peaks must stand this many half-widths above their saddle
 HALF_MAX = 0.35  # chromosomes are cut where they are this fraction of their typical darkness
 DEBRIS_DARKNESS = 1.3  # a particle is darker than the chromosomes' typical darkness by this
+TOPHAT = 6.0  # haze, halo and faint nuclei: what is wider than this many half-widths
 MAX_ONE_CELL = 60  # more chromosomes than a (near-)diploid cell holds: two spreads run together
 COUNT_COLUMNS = (
     "chromosome_count", "spread_count", "chromosomes_per_spread", "nuclei_count",
@@ -109,11 +110,17 @@ def count_chromosomes(image: np.ndarray, *, min_chromosomes: int = MIN_CHROMOSOM
     # chromosome; taking them out first keeps chromosomes that touch them countable.
     thick = _opening(mask, 1.8 * half)
     # Chromosomes are cut at a fixed share (HALF_MAX) of their own typical darkness, whatever
-    # the nuclei did to the first, global threshold; faint small chromosomes stay in.
+    # the nuclei did to the first, global threshold; faint small chromosomes stay in. Darkness
+    # is measured against the local surroundings: a cell's halo or a faint nucleus under a
+    # spread darkens everything there, gaps included, and would join neighbouring chromosomes
+    # into one object (a grey top-hat takes them out).
     thin = mask & ~thick
-    typical = float(np.percentile(darkness[thin], 90)) if thin.any() else 1.0
+    local = darkness - _grey_opening(darkness, TOPHAT * half)
+    typical = float(np.percentile(local[thin], 90)) if thin.any() else 1.0
+    chrom = mask
     if thin.any():
-        mask = (darkness > HALF_MAX * typical) | thick
+        chrom = local > HALF_MAX * typical
+        mask = chrom | thick
         half = _half_width(mask & ~thick) or half
         thick = _opening(mask, 1.8 * half)
     result.chromosome_width = round(2 * half, 2)
@@ -132,7 +139,7 @@ def count_chromosomes(image: np.ndarray, *, min_chromosomes: int = MIN_CHROMOSOM
     nuclei_mask = is_nucleus[thick_labels]
     # a margin of one half-width: the fuzzy rim of a nucleus is not a chromosome
     margin = max(2, round(half))
-    chrom_mask = mask & ~ndi.binary_dilation(nuclei_mask, iterations=margin)
+    chrom_mask = chrom & ~ndi.binary_dilation(nuclei_mask, iterations=margin)
     labels, n = ndi.label(chrom_mask)
     index = np.arange(1, n + 1)
     areas = ndi.sum_labels(chrom_mask, labels, index).astype(float) if n else np.zeros(0)
@@ -243,6 +250,20 @@ def _opening(mask: np.ndarray, radius: float) -> np.ndarray:
     if step > 1:
         opened = np.repeat(np.repeat(opened, step, 0), step, 1)[:h, :w]
     return opened & mask
+
+
+def _grey_opening(values: np.ndarray, radius: float) -> np.ndarray:
+    """Grey opening with a square of side 2 * radius on a reduced grid, back at full size:
+    what is left of the picture once everything narrower than that is taken out."""
+    h, w = values.shape
+    step = max(1, min(int(radius // 4), h // 8, w // 8))
+    small = values[: h - h % step, : w - w % step]
+    small = small.reshape(h // step, step, w // step, step).mean((1, 3))
+    size = max(3, 2 * round(radius / step) + 1)
+    opened = ndi.grey_opening(small, size=(size, size))
+    opened = ndi.uniform_filter(opened, 3)
+    full = ndi.zoom(opened, (h / opened.shape[0], w / opened.shape[1]), order=1)
+    return np.minimum(full[:h, :w], values)
 
 
 def _label_max(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
