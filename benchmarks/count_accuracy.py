@@ -23,7 +23,7 @@ from metasift.synth import SynthConfig, write_dataset
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def score(name, truths, counted, too_few_truth, seconds):
+def score(name, truths, counted, too_few_truth, seconds, groups=None):
     truths, found = np.array(truths), np.array([c.chromosome_count for c in counted])
     err = np.abs(found - truths)
     too_few = np.array([c.too_few for c in counted])
@@ -37,6 +37,15 @@ def score(name, truths, counted, too_few_truth, seconds):
         f"  too_few verdict accuracy {np.mean(too_few == np.array(too_few_truth)):.0%} "
         f"({int(np.sum(too_few_truth))} truly too few); {np.median(seconds):.3f} s per picture (median)"
     )
+    if groups is not None:  # e.g. the synthetic class: debris pictures hide chromosomes
+        groups = np.array(groups)
+        print(
+            "  by class: "
+            + ", ".join(
+                f"{g} MAE {err[groups == g].mean():.2f} ({np.sum(groups == g)})"
+                for g in sorted(set(groups))
+            )
+        )
     return err
 
 
@@ -79,6 +88,7 @@ def main():
                 counted,
                 [r["label"] == "too_few" for r in rows],
                 seconds,
+                groups=[r["label"] for r in rows],
             )
 
     if (args.mfish / "manifest.csv").is_file():

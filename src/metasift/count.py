@@ -1,6 +1,7 @@
 """Count chromosomes and check the three rejection criteria directly from the picture.
 
-No training: illumination correction, a threshold, connected components told apart by size and
+No training: illumination correction, a grey top-hat (a cell's halo and faint nuclei out), a
+threshold, connected components told apart by size and
 shape (specks, chromosomes, clusters of touching chromosomes, round textured nuclei, compact
 dark clumps), touching chromosomes split by a watershed on the distance transform, chromosomes
 grouped into spreads by single-linkage clustering of their positions. Every length is in units
