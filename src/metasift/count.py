@@ -258,13 +258,25 @@ def _grey_opening(values: np.ndarray, radius: float) -> np.ndarray:
     what is left of the picture once everything narrower than that is taken out."""
     h, w = values.shape
     step = max(1, min(int(radius // 4), h // 8, w // 8))
-    small = values[: h - h % step, : w - w % step]
-    small = small.reshape(h // step, step, w // step, step).mean((1, 3))
     size = max(3, 2 * round(radius / step) + 1)
-    opened = ndi.grey_opening(small, size=(size, size))
-    opened = ndi.uniform_filter(opened, 3)
-    full = ndi.zoom(opened, (h / opened.shape[0], w / opened.shape[1]), order=1)
-    return np.minimum(full[:h, :w], values)
+    opened = ndi.grey_opening(_block_mean(values, step), size=(size, size))
+    return np.minimum(_full_size(ndi.uniform_filter(opened, 3), values.shape), values)
+
+
+def _block_mean(values: np.ndarray, step: int) -> np.ndarray:
+    """The picture on a grid ``step`` times coarser (means of step x step blocks)."""
+    h, w = values.shape
+    return (
+        values[: h - h % step, : w - w % step]
+        .reshape(h // step, step, w // step, step)
+        .mean((1, 3))
+    )
+
+
+def _full_size(small: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A coarse grid back at full size, interpolated linearly."""
+    h, w = shape
+    return ndi.zoom(small, (h / small.shape[0], w / small.shape[1]), order=1)[:h, :w]
 
 
 def _label_max(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
@@ -285,14 +297,11 @@ def _darkness(image: np.ndarray) -> np.ndarray:
     """How much darker than the local background each pixel is (0 = background)."""
     h, w = image.shape
     step = max(1, min(h, w) // 128)
-    small = (
-        image[: h - h % step, : w - w % step].reshape(h // step, step, w // step, step).mean((1, 3))
-    )
+    small = _block_mean(image, step)
     size = max(3, int(min(small.shape) * 0.3))  # wider than any nucleus
     background = ndi.grey_closing(small, size=(size, size))
     background = ndi.gaussian_filter(background, size / 4)
-    background = ndi.zoom(background, (h / background.shape[0], w / background.shape[1]), order=1)
-    background = np.maximum(background[:h, :w], 1e-3)
+    background = np.maximum(_full_size(background, image.shape), 1e-3)
     smooth = ndi.gaussian_filter(image, 1.0)
     return np.clip(1 - smooth / background, 0, 1).astype(np.float32)
 
