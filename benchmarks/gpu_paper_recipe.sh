@@ -47,6 +47,7 @@ for spec in "train $n_train 1" "test $n_test 2"; do
 done
 
 left=$((deadline - (SECONDS - t0) - 60)) # a minute for the evaluation and the copies
+[ "$left" -gt 60 ] || { say "no time left to train (DEADLINE_S=$deadline)"; exit 1; }
 say "training, paper recipe, pretrained=$pretrained, $epochs epochs (at most $left s)"
 start=$SECONDS
 timeout "$left" $py benchmarks/train_accuracy.py --train "$work/train" --test "$work/test" \
@@ -56,6 +57,7 @@ say "training and evaluation took $((SECONDS - start)) s"
 for f in history.csv curves.png config.json thresholds.json evaluation.json; do
     cp "$work/inception/$f" "$results/" 2>/dev/null || say "no $f"
 done
+[ -f "$work/inception/history.csv" ] || exit 1
 $py - "$work/inception/history.csv" "$n_train" <<'EOF'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))

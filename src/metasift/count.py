@@ -1,12 +1,12 @@
 """Count chromosomes and check the three rejection criteria directly from the picture.
 
 No training: illumination correction, a grey top-hat (a cell's halo and faint nuclei out), a
-threshold, connected components told apart by size and
-shape (specks, chromosomes, clusters of touching chromosomes, round textured nuclei, compact
-dark clumps), touching chromosomes split by a watershed on the distance transform, chromosomes
-grouped into spreads by single-linkage clustering of their positions. Every length is in units
-of the chromosome width and area measured on the picture itself, so the same defaults serve
-645 x 517 DAPI and 1440 x 1024 Giemsa pictures.
+threshold, connected components told apart by size and shape (specks, chromosomes, clusters of
+touching chromosomes, round textured nuclei, compact dark clumps), touching chromosomes split
+by a watershed on the distance transform, chromosomes grouped into spreads by single-linkage
+clustering of their positions. Every length is in units of the chromosome width and area
+measured on the picture itself, so the same defaults serve 645 x 517 DAPI and 1440 x 1024
+Giemsa pictures.
 """
 
 from __future__ import annotations
@@ -116,10 +116,10 @@ def count_chromosomes(image: np.ndarray, *, min_chromosomes: int = MIN_CHROMOSOM
     # spread darkens everything there, gaps included, and would join neighbouring chromosomes
     # into one object (a grey top-hat takes them out).
     thin = mask & ~thick
-    local = darkness - _grey_opening(darkness, TOPHAT * half)
-    typical = float(np.percentile(local[thin], 90)) if thin.any() else 1.0
-    chrom = mask
+    local, typical, chrom = darkness, 1.0, mask
     if thin.any():
+        local = darkness - _grey_opening(darkness, TOPHAT * half)
+        typical = float(np.percentile(local[thin], 90))
         chrom = local > HALF_MAX * typical
         mask = chrom | thick
         half = _half_width(mask & ~thick) or half
@@ -176,7 +176,7 @@ def count_chromosomes(image: np.ndarray, *, min_chromosomes: int = MIN_CHROMOSOM
         near = ndi.binary_dilation(thick_labels[pad] == k, iterations=margin)
         ring = ndi.binary_dilation(near, iterations=3) & ~near
         crossings = ndi.label(ring & counted_mask[pad])[1]
-        dark = float(np.percentile(darkness[sl][own], 90)) / max(typical, 1e-6)
+        dark = float(np.percentile(local[sl][own], 90)) / max(typical, 1e-6)
         item = dict(
             center=_centre(own, sl[0].start, sl[1].start),
             area=int(area),

@@ -167,6 +167,8 @@ def train(
     write_yaml(out / "config.yaml", asdict(config))
 
     amp = device.type == "cuda"
+    # on a CPU the network needs the cores; on a GPU, augmentation is the bottleneck
+    loader_workers = workers if amp else min(workers, 4)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     for epoch in range(state["epoch"] + 1, config.epochs + 1):
         start = time.perf_counter()
@@ -178,10 +180,7 @@ def train(
             batch_size=config.batch_size,
             shuffle=True,
             generator=order,
-            # on a CPU the network needs the cores; on a GPU augmentation is the bottleneck
-            num_workers=(workers if device.type == "cuda" else min(workers, 4))
-            if len(train_set) > 64
-            else 0,
+            num_workers=loader_workers if len(train_set) > 64 else 0,
             drop_last=len(train_set) > config.batch_size,
         )
         model.train()
