@@ -10,8 +10,10 @@ box per chromosome). Targets (issue 5): real MAE <= 1.5 and >= 85% within +-2; s
 
 import argparse
 import csv
+import json
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +49,46 @@ def score(name, truths, counted, too_few_truth, seconds, groups=None):
             )
         )
     return err
+
+
+def error_sources(folder: Path, rows, counted) -> None:
+    """Where the synthetic counts go wrong, per picture: each true chromosome's middle is looked
+    up in the counter's objects (the smallest box holding it) and nuclei, then every object's
+    count is compared with the chromosomes it holds."""
+    tally = Counter()
+    for row, c in zip(rows, counted):
+        ann = json.loads((folder / "annotations" / f"{Path(row['path']).stem}.json").read_text())
+        boxes = [ch["box"] for ch in c.chromosomes]
+        held = [0] * len(boxes)
+        for obj in ann["chromosomes"] + ann["fragments"]:
+            line = obj["centerline"]
+            middle = line[len(line) // 2]
+            hits = [k for k, b in enumerate(boxes) if _inside(middle, b)]
+            if hits:
+                held[min(hits, key=lambda k: _area(boxes[k]))] += 1
+            elif any(_inside(middle, n["box"]) for n in c.nuclei):
+                tally["lost under a nucleus"] += 1
+            else:
+                tally["not found"] += 1
+        for ch, n in zip(c.chromosomes, held):
+            if n == 0:
+                tally["objects holding no chromosome"] += ch["pieces"]
+            elif ch["pieces"] < n:
+                tally["touching chromosomes counted short"] += n - ch["pieces"]
+            elif ch["pieces"] > n:
+                tally["chromosomes counted more than once"] += ch["pieces"] - n
+    print(
+        "  error sources, chromosomes per picture: "
+        + ", ".join(f"{k} {v / len(rows):.2f}" for k, v in sorted(tally.items()))
+    )
+
+
+def _inside(point, box) -> bool:
+    return box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
+
+
+def _area(box) -> int:
+    return (box[2] - box[0] + 1) * (box[3] - box[1] + 1)
 
 
 def run(paths, truths):
@@ -90,6 +132,7 @@ def main():
                 seconds,
                 groups=[r["label"] for r in rows],
             )
+            error_sources(out, rows, counted)
 
     if (args.mfish / "manifest.csv").is_file():
         rows = list(csv.DictReader(open(args.mfish / "manifest.csv")))
