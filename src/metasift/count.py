@@ -27,6 +27,7 @@ SPLIT_H = 0.6  # distance-transform peaks must stand this many half-widths above
 HALF_MAX = 0.35  # chromosomes are cut where they are this fraction of their typical darkness
 DEBRIS_DARKNESS = 1.3  # a particle is darker than the chromosomes' typical darkness by this
 TOPHAT = 6.0  # haze, halo and faint nuclei: what is wider than this many half-widths
+NUCLEUS_TOPHAT = 2.0  # a chromosome lying on a nucleus stands out of it at this scale
 MAX_ONE_CELL = 60  # more chromosomes than a (near-)diploid cell holds: two spreads run together
 COUNT_COLUMNS = (
     "chromosome_count", "spread_count", "chromosomes_per_spread", "nuclei_count",
@@ -165,6 +166,11 @@ def count_chromosomes(image: np.ndarray, *, min_chromosomes: int = MIN_CHROMOSOM
         centres += [(pr + r0, pc + c0) for pr, pc in pieces]
         box = [r0, c0, sl[0].stop - 1, sl[1].stop - 1]
         result.chromosomes.append(dict(box=box, pieces=len(pieces)))
+    # Nuclei are left out above, but a chromosome lying on one still stands out of it
+    # (bright-field densities add): one chromosome per such piece.
+    for box, centre in _on_nuclei(darkness, nuclei_mask, margin, half, typical, unit):
+        centres.append(centre)
+        result.chromosomes.append(dict(box=box, pieces=1))
 
     # nuclei and debris: "over" chromosomes when chromosomes leave them in two or more places;
     # a small object must also be darker than chromosomes, or it is chromosomes overlapping
@@ -219,6 +225,28 @@ def count_chromosomes(image: np.ndarray, *, min_chromosomes: int = MIN_CHROMOSOM
         reasons.append(f"{result.chromosome_count} chromosomes (< {min_chromosomes})")
     result.reason = "; ".join(reasons) or f"{result.chromosome_count} chromosomes in one spread"
     return result
+
+
+def _on_nuclei(darkness, nuclei_mask, margin, half, typical, unit) -> list:
+    """Chromosomes lying on nuclei: inside a nucleus less its rim, what stands above a grey
+    top-hat NUCLEUS_TOPHAT half-widths wide by HALF_MAX of the chromosomes' typical darkness,
+    in pieces of at least a chromosome's area (texture is finer). (box, centre) of each."""
+    pad = round(2 * NUCLEUS_TOPHAT * half)
+    nuclei, _ = ndi.label(nuclei_mask)
+    found = []
+    for n, sl in enumerate(ndi.find_objects(nuclei), 1):
+        r0, c0 = max(sl[0].start - pad, 0), max(sl[1].start - pad, 0)
+        window = np.s_[r0 : sl[0].stop + pad, c0 : sl[1].stop + pad]
+        inner = ndi.binary_erosion(nuclei[window] == n, iterations=margin)
+        fine = darkness[window] - _grey_opening(darkness[window], NUCLEUS_TOPHAT * half)
+        labels, _ = ndi.label(inner & (fine > HALF_MAX * typical))
+        for k, piece in enumerate(ndi.find_objects(labels), 1):
+            own = labels[piece] == k
+            if own.sum() > unit:
+                top, left = piece[0].start + r0, piece[1].start + c0
+                box = [top, left, piece[0].stop - 1 + r0, piece[1].stop - 1 + c0]
+                found.append((box, _centre(own, top, left)))
+    return found
 
 
 def _half_width(mask: np.ndarray) -> float | None:
@@ -276,6 +304,8 @@ def _block_mean(values: np.ndarray, step: int) -> np.ndarray:
 def _full_size(small: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """A coarse grid back at full size, interpolated linearly."""
     h, w = shape
+    if small.shape == (h, w):
+        return small  # already full size (a small window, worked on without a coarser grid)
     return ndi.zoom(small, (h / small.shape[0], w / small.shape[1]), order=1)[:h, :w]
 
 
