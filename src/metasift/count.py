@@ -2,8 +2,9 @@
 
 No training: illumination correction, a grey top-hat (a cell's halo and faint nuclei out), a
 threshold, connected components told apart by size and shape (specks, chromosomes, clusters of
-touching chromosomes, round textured nuclei, compact dark clumps), touching chromosomes split
-by a watershed on the distance transform, chromosomes grouped into spreads by single-linkage
+touching chromosomes, round textured nuclei, compact dark clumps), chromosomes lying on a
+nucleus found by a finer top-hat inside it, touching chromosomes split by a watershed on the
+distance transform, chromosomes grouped into spreads by single-linkage
 clustering of their positions. Every length is in units of the chromosome width and area
 measured on the picture itself, so the same defaults serve 645 x 517 DAPI and 1440 x 1024
 Giemsa pictures.
@@ -166,8 +167,8 @@ def count_chromosomes(image: np.ndarray, *, min_chromosomes: int = MIN_CHROMOSOM
         centres += [(pr + r0, pc + c0) for pr, pc in pieces]
         box = [r0, c0, sl[0].stop - 1, sl[1].stop - 1]
         result.chromosomes.append(dict(box=box, pieces=len(pieces)))
-    # Nuclei are left out above, but a chromosome lying on one still stands out of it
-    # (bright-field densities add): one chromosome per such piece.
+    # Nuclei are left out above, but a chromosome lying on one still stands out of it (its
+    # stain adds to the nucleus's): one chromosome per such piece.
     for box, centre in _on_nuclei(darkness, nuclei_mask, margin, half, typical, unit):
         centres.append(centre)
         result.chromosomes.append(dict(box=box, pieces=1))
