@@ -64,6 +64,7 @@ def test_four_class_model_folder(trained):
     config = models.read_config(trained)
     assert config["classes"] == ["available", "debris", "mixed", "too_few"]
     assert config["reject_classes"] == ["debris", "mixed", "too_few"]
+    assert config["crop"] == "spread"  # the cpu recipe looks at the square around the spread
     assert config["synthetic_training_data"] and "fine-tune" in config["note"]
     assert config["trained_on"]["counts"]["train"]["available"] > 0
     with open(trained / "history.csv") as fh:
@@ -80,6 +81,34 @@ def test_onnx_and_torch_backends_agree(trained, four_class):
     paths = sorted(four_class.glob("*/*.png"))[:6]
     batch = np.stack([data.prepare(p, onnx.size, onnx.mean, onnx.std) for p in paths])
     assert np.allclose(onnx.probs(batch), pt.probs(batch), atol=1e-4)
+
+
+def test_classify_sees_what_training_saw(trained, four_class, tmp_path):
+    """A crop model classifies from the square around the chromosomes, with or without
+    counting, exactly as evaluate and training prepare it."""
+    from metasift.predict import Classifier
+
+    clf = Classifier(trained)
+    assert clf.crop
+    paths = sorted(four_class.glob("*/*.png"))[:4]
+    cropped = np.stack([data.prepare(p, clf.size, clf.mean, clf.std, crop=True) for p in paths])
+    whole = np.stack([data.prepare(p, clf.size, clf.mean, clf.std) for p in paths])
+    assert not np.allclose(cropped, whole, atol=0.05)
+    expected = 1 - clf.probs(cropped)[:, 0]
+    for extra in ([], ["--no-count"]):
+        out = tmp_path / f"r{len(extra)}.csv"
+        args = ["classify", *map(str, paths), "--model", str(trained), "--out", str(out), *extra]
+        assert main(args) == 0
+        with open(out, newline="") as fh:
+            got = {r["path"]: float(r["p_reject"]) for r in csv.DictReader(fh)}
+        assert np.allclose([got[str(p)] for p in paths], expected, atol=1e-3)
+    # --explain maps what the model looked at: the same square
+    from metasift import crop, explain
+    from metasift.io import read_image
+
+    image, _ = read_image(paths[0])
+    heat, box = explain.occlusion_map(image, clf, grid=2)
+    assert heat.shape == (2, 2) and box == crop.spread_box(image)
 
 
 def test_binary_layout_with_split_folders(binary, tmp_path):
@@ -113,6 +142,7 @@ def test_inception_v3_trains_with_aux_logits(four_class, tmp_path):
     assert main(["train", str(four_class), "--out", str(out), *args]) == 0
     config = models.read_config(out)
     assert config["arch"] == "inception_v3" and config["recipe"] == "paper"
+    assert config["crop"] == "none"  # the paper resizes the whole picture
     model, _ = models.load_torch_model(out)
     assert config["input_size"] == 299
     with torch.no_grad():
@@ -147,6 +177,13 @@ def test_resume_gives_the_same_weights(four_class, tmp_path):
     assert (straight / "history.csv").read_text().count("\n") == (
         stopped / "history.csv"
     ).read_text().count("\n")
+
+
+def test_unknown_crop_is_refused():
+    from metasift.train import TrainConfig
+
+    with pytest.raises(ValueError, match="crop must be one of"):
+        TrainConfig.resolve("cpu", crop="nuclei")
 
 
 def test_corrupt_picture_stops_training_with_its_name(four_class, tmp_path, capsys):

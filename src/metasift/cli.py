@@ -102,6 +102,11 @@ def get_parser() -> argparse.ArgumentParser:
         ),
     )
     net.add_argument("--input-size", type=int)
+    net.add_argument(
+        "--crop",
+        choices=("spread", "none"),
+        help="look at the square around the chromosomes (cpu recipe) or the whole picture (paper)",
+    )
     net.add_argument("--pretrained", choices=("imagenet", "none"))
     net.add_argument("--weights", help="local weights file (.safetensors or .pth) for the backbone")
     net.add_argument("--dropout", type=float)
@@ -306,6 +311,7 @@ def _train(args) -> int:
         for k in (
             "arch",
             "input_size",
+            "crop",
             "pretrained",
             "weights",
             "dropout",
@@ -331,6 +337,7 @@ def _train(args) -> int:
         overrides.update(
             arch=init["arch"],
             input_size=args.input_size or init["input_size"],  # a CNN adapts to a new size
+            crop=args.crop or init.get("crop", "none"),  # and looks at what it learnt on
             weights=str(args.init / "model.safetensors"),
         )
     config = TrainConfig.resolve(args.recipe, args.config, **overrides)

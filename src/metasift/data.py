@@ -180,9 +180,9 @@ def normalise(small: np.ndarray, mean, std) -> np.ndarray:
     return (small[..., None, :, :] - mean) / std
 
 
-def prepare(path, size: int, mean, std) -> np.ndarray:
+def prepare(path, size: int, mean, std, crop: bool = False) -> np.ndarray:
     """File to network input: exactly what training and classification both use."""
-    small, _ = read_image(path, size=size)
+    small, _ = read_image(path, size=size, crop=crop)
     return normalise(small, mean, std)
 
 
@@ -201,20 +201,23 @@ def augment(small: np.ndarray, rng: np.random.Generator, max_angle: float = 10.0
 
 
 def _load_one(job):
-    path, size = job
+    path, size, crop = job
     try:
-        small, _ = read_image(path, size=size)
+        small, _ = read_image(path, size=size, crop=crop)
     except ImageReadError as err:
         return None, str(err)
     return small.astype(np.float16), None
 
 
-def load_resized(samples: list[Sample], size: int, workers: int = 0, progress=None) -> np.ndarray:
-    """Every picture read and resized once (float16, N x size x size), in worker processes.
+def load_resized(
+    samples: list[Sample], size: int, workers: int = 0, progress=None, crop: bool = False
+) -> np.ndarray:
+    """Every picture read and resized once (float16, N x size x size), in worker processes;
+    with ``crop``, the square around its chromosomes (:mod:`metasift.crop`).
 
     Raises DataError listing *every* unreadable file: training never skips a picture silently.
     """
-    jobs = [(s.path, size) for s in samples]
+    jobs = [(s.path, size, crop) for s in samples]
     if workers and len(jobs) > 8:
         with ProcessPoolExecutor(workers) as pool:
             results = list(pool.map(_load_one, jobs, chunksize=16))

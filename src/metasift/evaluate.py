@@ -132,7 +132,10 @@ def evaluate(
     probs = []
     for i in range(0, len(samples), batch_size):
         batch = np.stack(
-            [prepare(s.path, clf.size, clf.mean, clf.std) for s in samples[i : i + batch_size]]
+            [
+                prepare(s.path, clf.size, clf.mean, clf.std, clf.crop)
+                for s in samples[i : i + batch_size]
+            ]
         )
         probs.append(clf.probs(batch))
     probs = np.concatenate(probs)

@@ -238,8 +238,13 @@ def write_json(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
-def make_config(arch: str, classes, *, input_size: int, **extra) -> dict:
+def make_config(arch: str, classes, *, input_size: int, crop: str = "none", **extra) -> dict:
     info = ARCHS[arch]
+    view = (
+        "crop to the square around the chromosomes (metasift.crop.spread_box), "
+        if crop == "spread"
+        else ""
+    )
     return dict(
         format=FORMAT,
         format_version=1,
@@ -249,11 +254,12 @@ def make_config(arch: str, classes, *, input_size: int, **extra) -> dict:
         keep_class=classes[0],
         reject_classes=list(classes[1:]),
         input_size=int(input_size),
+        crop=crop,
         channels=3,
         mean=list(info["mean"]),
         std=list(info["std"]),
         preprocessing="metasift.io.read_image (grey, dark chromosomes on light, [0, 1]), "
-        "resize to input_size x input_size (bilinear, antialiased), grey copied to 3 channels, "
+        f"{view}resize to input_size x input_size (bilinear, antialiased), grey copied to 3 channels, "
         "(x - mean) / std",
         **extra,
     )

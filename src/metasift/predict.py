@@ -35,6 +35,7 @@ class Classifier:
         self.config = read_config(self.folder)
         self.classes = list(self.config["classes"])
         self.size = int(self.config["input_size"])
+        self.crop = self.config.get("crop", "none") == "spread"  # models before 0.2: whole picture
         self.mean, self.std = self.config["mean"], self.config["std"]
         self.threshold = read_threshold(self.folder)
         self.backend = backend
@@ -147,9 +148,10 @@ def list_inputs(inputs) -> tuple[list[Path], list[str]]:
 def _prepare_job(job) -> dict:
     """Worker: one file to its resized grey picture, size, file identity and (optionally)
     counts."""
-    from .io import ImageReadError, read_image, resize
+    from .crop import view
+    from .io import ImageReadError, read_image
 
-    path, size, count = job
+    path, size, crop, count = job
     out = dict(
         zip(("file_size", "mtime_ns", "sha256"), _stat(path)),
         array=None,
@@ -159,11 +161,13 @@ def _prepare_job(job) -> dict:
     )
     try:
         # counting needs the full picture; classifying alone takes the faster resized read
-        image, info = read_image(path, size=None if count else size)
+        image, info = read_image(path, size=None if count else size, crop=crop)
     except ImageReadError as err:
         out["error"] = str(err)
         return out
-    out.update(array=resize(image, size) if count else image, width=info.width, height=info.height)
+    out.update(
+        array=view(image, size, crop) if count else image, width=info.width, height=info.height
+    )
     if count:
         from .count import count_chromosomes
 
@@ -240,7 +244,7 @@ def classify_files(
             if str(path) in known:
                 pending.append((path, None))
             else:
-                job = (path, clf.size, count)
+                job = (path, clf.size, clf.crop, count)
                 pending.append((path, pool.submit(_prepare_job, job) if pool else job))
             if len(pending) >= window:
                 return

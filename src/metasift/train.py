@@ -25,8 +25,12 @@ RECIPES = {
     # the reference paper, exactly
     "paper": dict(arch="inception_v3", input_size=299, epochs=20, batch_size=32, lr=1e-3),
     # what a 2-core CPU trains in minutes: EfficientNet-Lite0 from ImageNet at its native size
-    "cpu": dict(arch="efficientnet_lite0", input_size=224, epochs=12, batch_size=32, lr=1e-3),
+    # a square around the chromosomes rather than the whole frame (metasift.crop)
+    "cpu": dict(
+        arch="efficientnet_lite0", input_size=224, crop="spread", epochs=12, batch_size=32, lr=1e-3
+    ),
 }
+CROPS = ("none", "spread")
 
 
 @dataclass
@@ -34,6 +38,7 @@ class TrainConfig:
     recipe: str = "paper"  # paper: Inception v3 as published; cpu: EfficientNet-Lite0, fewer epochs
     arch: str = "inception_v3"  # backbone, see metasift.models.ARCHS
     input_size: int = 299  # pictures are resized to input_size x input_size (paper: 299)
+    crop: str = "none"  # none: the whole picture (paper); spread: the square around the chromosomes
     epochs: int = 20  # paper: 20
     batch_size: int = 32  # paper: 32
     lr: float = 1e-3  # initial learning rate (paper: 0.001)
@@ -58,6 +63,8 @@ class TrainConfig:
             raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, not {self.recipe!r}")
         if self.arch not in ARCHS:
             raise ValueError(f"arch must be one of {', '.join(ARCHS)}, not {self.arch!r}")
+        if self.crop not in CROPS:
+            raise ValueError(f"crop must be one of {', '.join(CROPS)}, not {self.crop!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.input_size < 32:
             raise ValueError("epochs and batch_size must be >= 1 and input_size >= 32")
         if not (0 < self.lr < 1 and 0 < self.lr_decay <= 1 and 0 <= self.dropout < 1):
@@ -125,7 +132,7 @@ def train(
     )
     # every picture of every split is read once, so all unreadable files are listed together
     everything = [s for split in SPLITS for s in dataset.splits[split]]
-    loaded = load_resized(everything, config.input_size, workers)
+    loaded = load_resized(everything, config.input_size, workers, crop=config.crop == "spread")
     cuts = np.cumsum([0] + [len(dataset.splits[split]) for split in SPLITS])
     images = {split: loaded[cuts[i] : cuts[i + 1]] for i, split in enumerate(SPLITS)}
     train_set = ArrayDataset(
@@ -266,6 +273,7 @@ def train(
         config.arch,
         dataset.classes,
         input_size=config.input_size,
+        crop=config.crop,
         pretrained=config.pretrained if not config.weights else f"file:{Path(config.weights).name}",
         recipe=config.recipe,
         trained_on=dataset.summary(),
