@@ -8,7 +8,8 @@ plus writing the pictures):
     metasift train build/synth_train --out build/default_model --recipe cpu --synthetic-data
     metasift evaluate build/default_model build/synth_test --json build/default_model/evaluation.json
 
-then this script copies the model folder into the package, storing the safetensors weights as
+(the cpu recipe: EfficientNet-Lite0 from ImageNet at 224x224, looking at the square around the
+chromosomes, metasift.crop), then this script copies the model folder into the package, storing the safetensors weights as
 float16 to keep the repository small (under 20 MB; fine-tuning loads them back as float32).
 The ONNX model that classification runs is the fp32 export.
 
