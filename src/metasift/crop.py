@@ -83,13 +83,14 @@ def spread_box(picture) -> tuple[float, float, float, float] | None:
     return left, top_, left + width, top_ + height
 
 
-def view(picture, size: int, crop: bool = False) -> np.ndarray:
+def view(picture, size: int, crop: bool = False, *, box=None) -> np.ndarray:
     """The network's size x size float32 view of a canonical picture (array or Pillow "F"
-    image): the whole picture, or with ``crop`` the square around its chromosomes, resized
-    (bilinear, antialiased)."""
+    image): the whole picture, or with ``crop`` the square around its chromosomes (``box``
+    when already found), resized (bilinear, antialiased; the paper resizes to 299x299)."""
     if not isinstance(picture, Image.Image):
         picture = Image.fromarray(np.asarray(picture, np.float32))
-    box = spread_box(picture) if crop else None
+    if crop and box is None:
+        box = spread_box(picture)
     if box is None and picture.size == (size, size):
         return np.asarray(picture, np.float32)
     return np.asarray(picture.resize((size, size), Image.BILINEAR, box=box))

@@ -20,8 +20,8 @@ def occlusion_map(image: np.ndarray, clf, *, grid: int = 8):
     """grid x grid map of how much p(reject) falls when each cell is hidden (>= 0), and the
     (left, top, right, bottom) box of the picture it covers: what the model looks at."""
     h, w = image.shape
-    box = (spread_box(image) if clf.crop else None) or (0, 0, w, h)
-    small = view(image, clf.size, clf.crop)
+    box = spread_box(image) if clf.crop else None
+    small = view(image, clf.size, box=box)
     background = float(np.median(small))
     edges = np.linspace(0, clf.size, grid + 1).astype(int)
     batch = [normalise(small, clf.mean, clf.std)]
@@ -34,7 +34,7 @@ def occlusion_map(image: np.ndarray, clf, *, grid: int = 8):
     for k in range(0, len(batch), 32):
         p_reject.append(1 - clf.probs(np.stack(batch[k : k + 32]))[:, 0])
     p_reject = np.concatenate(p_reject)
-    return np.clip(p_reject[0] - p_reject[1:], 0, None).reshape(grid, grid), box
+    return np.clip(p_reject[0] - p_reject[1:], 0, None).reshape(grid, grid), box or (0, 0, w, h)
 
 
 def write_explanation(path: str | Path, clf, row: dict, out_dir: Path, name: str) -> Path:

@@ -107,7 +107,7 @@ def read_image(
 
     ``polarity`` says how the file shows chromosomes: ``"dark"`` (bright-field, Giemsa),
     ``"bright"`` (fluorescence, DAPI) or ``"auto"`` to decide from the picture. With ``size``,
-    the image comes resized to ``size`` x ``size``: the same values as ``resize(read_image(path))``,
+    the image comes resized to ``size`` x ``size``: the same values as ``view(read_image(path), size)``,
     made faster (what training and classification use); with ``crop`` too, what is resized is
     the square around the chromosomes (:mod:`metasift.crop`).
     """
@@ -167,17 +167,6 @@ def canonical(
     else:
         image = _stretch(grey.astype(np.float32), lo, hi, polarity)
     return (view(image, size, crop) if size else image), polarity, (lo, hi)
-
-
-def resize(image: np.ndarray, size: int) -> np.ndarray:
-    """Square ``size`` x ``size`` float32 picture, antialiased (the paper resizes to 299x299)."""
-    from PIL import Image
-
-    if image.shape == (size, size):
-        return image.astype(np.float32, copy=False)
-    return np.asarray(
-        Image.fromarray(np.asarray(image, np.float32)).resize((size, size), Image.BILINEAR)
-    )
 
 
 def _stretch(values: np.ndarray, lo: float, hi: float, polarity: str) -> np.ndarray:
