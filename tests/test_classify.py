@@ -269,9 +269,8 @@ def test_onnx_and_torch_backends_agree(slide, tmp_path):
     )
     for ra, rb in zip(_rows(a), _rows(b)):
         assert ra["path"] == rb["path"] and ra["decision"] == rb["decision"]
-        # the bundled weights are stored as float16; the ONNX export was made from float32
-        # (largest difference seen on these pictures: 0.0062)
-        assert abs(float(ra["p_reject"]) - float(rb["p_reject"])) < 0.01
+        # the ONNX model is exported from the bundled (float16-stored) weights themselves
+        assert abs(float(ra["p_reject"]) - float(rb["p_reject"])) < 5e-3
 
 
 def test_classifies_without_pytorch(slide, tmp_path):
