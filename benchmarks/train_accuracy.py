@@ -91,15 +91,25 @@ def by_difficulty(result: dict, test_dir: Path) -> None:
         for m in result["misclassified"]
         if (m["p_reject"] >= threshold) != (m["label"] != "available")
     }
-    near, rest = [], []
+    near, rest, by_count = [], [], {}
     for row in csv.DictReader(open(test_dir / "labels.csv")):
-        hard = row["label"] in ("available", "too_few") and 37 <= int(row["chromosome_count"]) <= 42
-        (near if hard else rest).append((test_dir / row["path"]).resolve() not in wrong)
+        right = (test_dir / row["path"]).resolve() not in wrong
+        single = row["label"] in ("available", "too_few")
+        count = int(row["chromosome_count"])
+        (near if single and 37 <= count <= 42 else rest).append(right)
+        if single:
+            by_count.setdefault(count, []).append(right)
     for name, right in (("count 37-42", near), ("all others", rest)):
         if right:
             print(
                 f"  keep/reject accuracy, {name}: {sum(right) / len(right):.4f} ({len(right)} pictures)"
             )
+    # where the errors sit: the rule is a count, so they crowd at 39 / 40
+    shown = [c for c in sorted(by_count) if 34 <= c <= 46]
+    print(
+        "  by true count (available and too_few; right/pictures): "
+        + ", ".join(f"{c}: {sum(by_count[c])}/{len(by_count[c])}" for c in shown)
+    )
 
 
 if __name__ == "__main__":
