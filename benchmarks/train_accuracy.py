@@ -82,7 +82,8 @@ def main():
 
 def by_difficulty(result: dict, test_dir: Path) -> None:
     """Keep/reject accuracy on the pictures whose count sits near the 40 boundary (37-42, a
-    single spread without debris) and on all others, from the synthetic ground truth."""
+    single spread without debris) and on all others, then for each true count from 34 to 46,
+    from the synthetic ground truth."""
     import csv
 
     threshold = result["binary"]["threshold"]
@@ -104,7 +105,6 @@ def by_difficulty(result: dict, test_dir: Path) -> None:
             print(
                 f"  keep/reject accuracy, {name}: {sum(right) / len(right):.4f} ({len(right)} pictures)"
             )
-    # where the errors sit: the rule is a count, so they crowd at 39 / 40
     shown = [c for c in sorted(by_count) if 34 <= c <= 46]
     print(
         "  by true count (available and too_few; right/pictures): "
