@@ -6,7 +6,9 @@ with another seed (issue 3 target: keep/reject accuracy >= 0.99 on 1,000 picture
                                         [--skip-training]
 
 Without --train/--test it first writes 4,000 training pictures (seed 1) and 1,000 test
-pictures (seed 2) under bench_out/. The model folder is kept (default bench_out/model_<arch>).
+pictures (seed 2) under bench_out/. The model folder is kept (default bench_out/model_<arch>),
+with its evaluation.json; with --skip-training the evaluation goes to
+bench_out/evaluation_<model folder name>.json instead.
 """
 
 import argparse
@@ -71,7 +73,10 @@ def main():
         start = time.perf_counter()
         train(train_dir, out, config, resume=(out / "checkpoint.pt").is_file())
         print(f"training took {(time.perf_counter() - start) / 60:.1f} min")
-    result = evaluate(out, test_dir, json_path=out / "evaluation.json")
+    # a model it did not train (the bundled one, say) is only read, never written into
+    report = OUT / f"evaluation_{out.name}.json" if args.skip_training else out / "evaluation.json"
+    report.parent.mkdir(exist_ok=True)
+    result = evaluate(out, test_dir, json_path=report)
     b = result["binary"]
     print(
         f"\nheld-out synthetic test ({result['n']} pictures, {test_dir}): keep/reject accuracy "
