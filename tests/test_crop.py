@@ -45,7 +45,7 @@ def test_nothing_to_crop_shows_the_whole_picture():
     for r, c in ((80, 100), (200, 300)):
         nuclei[(yy - r) ** 2 + (xx - c) ** 2 < 45**2] = 0.3  # round, wider than any chromosome
     assert crop.spread_box(nuclei) is None
-    assert np.array_equal(crop.view(blank, 64, crop=True), crop.view(blank, 64))
+    assert np.array_equal(crop.view(nuclei, 64, crop=True), crop.view(nuclei, 64))  # whole
 
 
 def test_view_without_crop_is_the_plain_resize(spread_like):
