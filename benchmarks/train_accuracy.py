@@ -2,8 +2,8 @@
 with another seed (issue 3 target: keep/reject accuracy >= 0.99 on 1,000 pictures).
 
     python benchmarks/train_accuracy.py [--train DIR] [--test DIR] [--recipe cpu] [--arch ...]
-                                        [--epochs N] [--pretrained none] [--out MODEL_DIR]
-                                        [--skip-training]
+                                        [--epochs N] [--pretrained none] [--seed N]
+                                        [--workers N] [--out MODEL_DIR] [--skip-training]
 
 Without --train/--test it first writes 4,000 training pictures (seed 1) and 1,000 test
 pictures (seed 2) under bench_out/. The model folder is kept (default bench_out/model_<arch>),
@@ -54,6 +54,8 @@ def main():
     parser.add_argument("--input-size", type=int)
     parser.add_argument("--pretrained", help="imagenet (default) or none")
     parser.add_argument("--weights", help="a local ImageNet weights file")
+    parser.add_argument("--seed", type=int, help="splits, initialisation and augmentation (0)")
+    parser.add_argument("--workers", type=int, help="data loading processes (all cores)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--skip-training", action="store_true", help="evaluate --out as it is")
     args = parser.parse_args()
@@ -66,6 +68,8 @@ def main():
         input_size=args.input_size,
         pretrained=args.pretrained,
         weights=args.weights,
+        seed=args.seed,
+        workers=args.workers,
         synthetic_data=True,
     )
     out = args.out or OUT / f"model_{config.arch}"
