@@ -275,9 +275,11 @@ def test_roc_auc_and_threshold_choice():
     assert evaluate.roc_auc([0.5, 0.5], [0, 1]) == 0.5
     t = choose_threshold([0.05, 0.1, 0.3, 0.6, 0.9, 0.95], [0, 0, 1, 1, 1, 1], 1.0)
     assert t["p_reject"] == pytest.approx(0.3) and t["val_sensitivity"] == 1.0
-    # best balance: keeps at 0.1 and 0.4, rejects at 0.3 and 0.8 -> 0.8 separates 1 + 0.5
+    # no target: 0.5, with its figures on validation (keeps at 0.1, 0.4; rejects at 0.3, 0.8)
     t = choose_threshold([0.1, 0.4, 0.3, 0.8], [0, 0, 1, 1])
-    assert t["val_sensitivity"] + t["val_specificity"] == pytest.approx(1.5)
+    assert t["p_reject"] == 0.5 and t["val_sensitivity"] == 0.5 and t["val_specificity"] == 1.0
+    # a target never raises the threshold above 0.5
+    assert choose_threshold([0.1, 0.4, 0.3, 0.8], [0, 0, 1, 1], 0.5)["p_reject"] == 0.5
     assert choose_threshold([0.2, 0.7], [0, 1])["p_reject"] == pytest.approx(0.5)
 
 

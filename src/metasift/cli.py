@@ -121,7 +121,7 @@ def get_parser() -> argparse.ArgumentParser:
     opt.add_argument(
         "--target-sensitivity",
         type=float,
-        help="threshold p_reject for this sensitivity on validation (default: best balance)",
+        help="lower the p_reject threshold until this share of the validation rejects is caught (default: 0.5)",
     )
     opt.add_argument("--device", choices=("auto", "cpu", "cuda"))
     opt.add_argument(

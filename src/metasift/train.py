@@ -51,7 +51,7 @@ class TrainConfig:
     weights: str = ""  # a local weights file instead of the ImageNet download
     max_angle: float = 10.0  # small random rotation on top of the 90-degree turns, in degrees
     augment: bool = True  # flips and rotations, as in the paper
-    target_sensitivity: float = 0.0  # > 0: threshold on p(reject) for this sensitivity; 0: Youden
+    target_sensitivity: float = 0.0  # > 0: threshold on p(reject) for this sensitivity; 0: 0.5
     seed: int = 0  # splits, augmentation, initialisation and dropout
     workers: int = -1  # data loading processes; -1: all cores
     max_steps: int = 0  # stop each epoch after this many batches (0: all); for smoke tests
@@ -70,7 +70,7 @@ class TrainConfig:
         if not (0 < self.lr < 1 and 0 < self.lr_decay <= 1 and 0 <= self.dropout < 1):
             raise ValueError("need 0 < lr < 1, 0 < lr_decay <= 1 and 0 <= dropout < 1")
         if not 0 <= self.target_sensitivity <= 1:
-            raise ValueError("target_sensitivity must be in [0, 1] (0: best balance)")
+            raise ValueError("target_sensitivity must be in [0, 1] (0: threshold 0.5)")
         if self.arch == "inception_v3" and self.input_size < 299:
             raise ValueError("inception_v3 needs input_size >= 299 (its auxiliary classifier)")
 
@@ -340,31 +340,23 @@ def evaluate_logits(model, dataset: ArrayDataset, batch_size: int, device) -> di
 
 
 def choose_threshold(p_reject, is_reject, target: float = 0.0) -> dict:
-    """The decision threshold on p(reject), from validation data.
+    """The decision threshold on p(reject), with its sensitivity and specificity on validation.
 
-    ``target`` > 0: the highest threshold whose sensitivity (rejects caught) reaches it.
-    ``target`` = 0: the threshold with the best balance, sensitivity + specificity (Youden).
-    0.5 when the validation data lack keeps or rejects.
+    ``target`` > 0: the highest threshold up to 0.5 whose sensitivity (rejects caught) reaches it.
+    ``target`` = 0: 0.5, the more probable answer. (Balancing sensitivity and specificity, as
+    Youden's J does, chose 0.71-0.81 in three of five runs of the cpu recipe, which then let
+    12-13% of the held-out bad pictures through, against 5% at 0.5.)
     """
     p_reject, is_reject = np.asarray(p_reject, float), np.asarray(is_reject, bool)
     threshold = 0.5
-    if is_reject.any() and (~is_reject).any():
-        if target > 0:
-            scores = np.sort(p_reject[is_reject])
-            k = int(np.floor((1 - target) * len(scores)))  # rejects allowed to slip under
-            threshold = float(min(0.5, scores[k])) if k < len(scores) else 0.5
-        else:
-            candidates = np.unique(np.concatenate([p_reject, [0.5]]))
-            youden = [
-                np.mean(p_reject[is_reject] >= t) + np.mean(p_reject[~is_reject] < t)
-                for t in candidates
-            ]
-            best = np.flatnonzero(np.isclose(youden, max(youden)))
-            threshold = float(candidates[best[np.argmin(np.abs(candidates[best] - 0.5))]])
+    if target > 0 and is_reject.any():
+        scores = np.sort(p_reject[is_reject])
+        k = int(np.floor((1 - target) * len(scores)))  # rejects allowed to slip under
+        threshold = float(min(0.5, scores[k])) if k < len(scores) else 0.5
     pred = p_reject >= threshold
     sens = float(pred[is_reject].mean()) if is_reject.any() else float("nan")
     spec = float((~pred[~is_reject]).mean()) if (~is_reject).any() else float("nan")
-    rule = f"sensitivity >= {target}" if target > 0 else "best sensitivity + specificity"
+    rule = f"sensitivity >= {target}" if target > 0 else "0.5 (default)"
     return dict(
         p_reject=threshold,
         rule=rule,
