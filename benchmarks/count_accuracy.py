@@ -105,14 +105,14 @@ def main():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--synthetic-n", type=int, default=80)
+    parser.add_argument("--synthetic-n", type=int, default=80, help="per stain; 0: skip")
     parser.add_argument("--mfish", type=Path, default=SHARED / "mfish-dev")
     parser.add_argument("--giemsa", type=Path, default=SHARED / "giemsa-dev")
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        for stain in ("giemsa", "dapi"):
+        for stain in ("giemsa", "dapi") if args.synthetic_n > 0 else ():
             out = Path(tmp) / stain
             # single-spread classes: a count is defined per picture
             rows = write_dataset(
