@@ -345,7 +345,7 @@ def choose_threshold(p_reject, is_reject, target: float = 0.0) -> dict:
     ``target`` > 0: the highest threshold up to 0.5 whose sensitivity (rejects caught) reaches it.
     ``target`` = 0: 0.5, the more probable answer. (Balancing sensitivity and specificity, as
     Youden's J does, chose 0.71-0.81 in three of five runs of the cpu recipe, which then let
-    12-13% of the held-out bad pictures through, against 5% at 0.5.)
+    12-13% of the held-out bad pictures through, against 5-6% at 0.5.)
     """
     p_reject, is_reject = np.asarray(p_reject, float), np.asarray(is_reject, bool)
     threshold = 0.5
