@@ -27,7 +27,7 @@ test: $(VENV)/.all
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/python -m pytest -q
 
-# rebuild the bundled model from synthetic pictures (about 45 minutes on 2 cores)
+# rebuild the bundled model from synthetic pictures (about 90 minutes on 2 cores)
 default-model: $(VENV)/.all
 	$(BIN)/python examples/make_default_model.py
 

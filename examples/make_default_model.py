@@ -1,14 +1,17 @@
 """Rebuild the bundled default model (src/metasift/default_model) from scratch.
 
-The recipe, run on this project's 2-core CPU machine (about 45 minutes: 12 epochs of ~165 s,
+The recipe, run on this project's 2-core CPU machine (about 90 minutes: 12 epochs of ~360 s,
 plus writing the pictures):
 
     metasift synth build/synth_train --n 4000 --seed 1
+    metasift synth build/synth_more  --n 4000 --seed 3
     metasift synth build/synth_test  --n 1000 --seed 2
-    metasift train build/synth_train --out build/default_model --recipe cpu --synthetic-data
+    metasift train build/synth_train8000.csv --out build/default_model --recipe cpu --synthetic-data
 
-(the cpu recipe: EfficientNet-Lite0 from ImageNet at 224x224, looking at the square around the
-chromosomes, metasift.crop), then this script copies the model folder into the package, storing
+where build/synth_train8000.csv is a manifest (path,label) of the first two folders' pictures, in
+that order. (The cpu recipe: EfficientNet-Lite0 from ImageNet at 224x224, looking at the square
+around the chromosomes, metasift.crop. On 8,000 pictures it beat all five runs on 4,000: ROC AUC
+0.980 against 0.965-0.977.) Then this script copies the model folder into the package, storing
 the safetensors weights as float16 to keep the repository small (under 20 MB; fine-tuning loads
 them back as float32), exports model.onnx (fp32) again from those weights so that the ONNX and
 PyTorch backends run the same numbers, and evaluates the packaged model:
@@ -20,6 +23,7 @@ PyTorch backends run the same numbers, and evaluates the packaged model:
 """
 
 import argparse
+import csv
 import shutil
 import subprocess
 import sys
@@ -70,16 +74,18 @@ def main():
     parser.add_argument("--build", type=Path, default=ROOT / "build")
     parser.add_argument("--skip-training", action="store_true", help="package an existing build")
     args = parser.parse_args()
-    train, test, model = (
-        args.build / "synth_train",
-        args.build / "synth_test",
-        args.build / "default_model",
-    )
+    test, model = args.build / "synth_test", args.build / "default_model"
     if not args.skip_training:
-        if not (train / "labels.csv").is_file():
-            metasift("synth", train, "--n", 4000, "--seed", 1)
-        if not (test / "labels.csv").is_file():
-            metasift("synth", test, "--n", 1000, "--seed", 2)
+        parts = {"synth_train": (4000, 1), "synth_more": (4000, 3), "synth_test": (1000, 2)}
+        for name, (n, seed) in parts.items():
+            if not (args.build / name / "labels.csv").is_file():
+                metasift("synth", args.build / name, "--n", n, "--seed", seed)
+        train = args.build / "synth_train8000.csv"
+        with open(train, "w", newline="") as fh:
+            fh.write("path,label\n")
+            for name in ("synth_train", "synth_more"):
+                for row in csv.DictReader(open(args.build / name / "labels.csv")):
+                    fh.write(f"{name}/{row['path']},{row['label']}\n")
         resume = ["--resume"] if (model / "checkpoint.pt").is_file() else []
         metasift("train", train, "--out", model, "--recipe", "cpu", "--synthetic-data", *resume)
     package(model)
