@@ -16,10 +16,11 @@
 # Measured on one H100 machine (16 cores), TIFF: synth 4,000 pictures in 77 s and 12,000 in
 # 230 s; the three 4,000-picture runs side by side took 2.4 min each (6-8 s per epoch). The
 # 16,000-picture run needs about four times that: give it DEADLINE_S=900 or more, or a second
-# call on the same machine. Needs the training extras; run
-# from the repository root (src/ goes on PYTHONPATH). Each run's log is RESULTS_DIR/<run>.log;
-# the model folders' reports are packed in RESULTS_DIR/reports.tar.gz, and the 16,000-picture
-# model's weights are copied beside it.
+# call on the same machine (the pictures are reused).
+#
+# Needs the training extras; run from the repository root (src/ goes on PYTHONPATH). Each run's
+# log is RESULTS_DIR/<run>.log; the model folders' reports are packed in
+# RESULTS_DIR/reports.tar.gz, and the 16,000-picture model's weights are copied beside it.
 set -u
 work=${1:-/tmp/metasift_gpu}
 results=${2:-gpu_results}
