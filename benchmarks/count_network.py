@@ -45,11 +45,6 @@ def load_one(job):
 
 
 def load(root: Path, workers: int):
-    if not (root / "labels.csv").is_file():
-        from metasift.synth import write_dataset
-
-        n, seed = (4000, 1) if "train" in root.name else (1000, 2)
-        write_dataset(root, n, seed=seed)
     rows = list(csv.DictReader(open(root / "labels.csv", newline="")))
     with ProcessPoolExecutor(workers) as pool:
         loaded = list(pool.map(load_one, [(root, r) for r in rows], chunksize=8))
@@ -156,7 +151,7 @@ def train(net, images, centres, args, device):
 
 
 def peak_maps(net, images, device, batch=2):
-    """Each picture's peaks: (their heights) at local maxima of the centre map."""
+    """For each picture, the heights of the local maxima of its centre map (above 0.1)."""
     import torch
     import torch.nn.functional as F
 
@@ -194,6 +189,12 @@ def main():
     import torch
 
     device = torch.device(args.device)
+    for folder, n, seed in ((args.train, 4000, 1), (args.test, 1000, 2)):
+        if not (folder / "labels.csv").is_file():
+            from metasift.synth import write_dataset
+
+            print(f"writing {n} synthetic pictures (seed {seed}) to {folder}")
+            write_dataset(folder, n, seed=seed)
     start = time.perf_counter()
     _, images, centres = load(args.train, args.workers)
     test_rows, test_images, test_centres = load(args.test, args.workers)
