@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from metasift.count import MIN_CHROMOSOMES
+from metasift.count import MIN_CHROMOSOMES, _block_mean
 from metasift.io import read_image
 
 SIGMA = 1.5  # pixels at half size: the spot drawn at each centre
@@ -37,8 +37,7 @@ VALIDATION = 200  # training pictures held out to choose the peak threshold
 def load_one(job):
     root, row = job
     image, _ = read_image(root / row["path"])
-    h, w = image.shape
-    half = image[: h - h % 2, : w - w % 2].reshape(h // 2, 2, w // 2, 2).mean((1, 3))
+    half = _block_mean(image, 2)
     ann = json.loads((root / "annotations" / f"{Path(row['path']).stem}.json").read_text())
     centres = [c["centerline"][len(c["centerline"]) // 2] for c in ann["chromosomes"]]
     return (1 - half).astype(np.float16), np.array(centres, np.float32).reshape(-1, 2) / 2
