@@ -94,9 +94,9 @@ def _area(box) -> int:
 def run(paths, truths):
     counted, seconds = [], []
     for p in paths:
-        image, _ = read_image(p)
+        image, info = read_image(p)
         start = time.perf_counter()
-        counted.append(count_chromosomes(image))
+        counted.append(count_chromosomes(image, fluorescent=info.polarity == "bright"))
         seconds.append(time.perf_counter() - start)
     return counted, seconds
 

@@ -84,6 +84,20 @@ def test_halo_under_a_dense_spread_does_not_join_chromosomes(seed):
     assert plain >= 35 and abs(on_halo - plain) <= 2, counts
 
 
+@pytest.mark.parametrize("seed", [2, 4])
+def test_fluorescent_glow_between_chromosomes_is_cut(seed):
+    """A fluorescent spread's glow fills the gaps of a dense spread above the threshold; the
+    curvature cut (fluorescent=True) separates the chromosomes again."""
+    from scipy import ndimage as ndi
+
+    canvas = np.full((600, 800), 0.9, np.float32)
+    _spread(canvas, (300, 400), 46, np.random.default_rng(seed), spacing=30)
+    canvas = np.clip(ndi.gaussian_filter(canvas, 4.0), 0, 1)
+    plain = count_chromosomes(canvas).chromosome_count
+    glow = count_chromosomes(canvas, fluorescent=True).chromosome_count
+    assert abs(glow - 46) <= 4 and glow - plain >= 3, (plain, glow)
+
+
 def test_nucleus_beside_the_spread_is_not_debris(canvas):
     _spread(canvas, (300, 260), 42, np.random.default_rng(3))
     _disc(canvas, 300, 640, 90)

@@ -3,8 +3,9 @@
 No training: illumination correction, a grey top-hat (a cell's halo and faint nuclei out), a
 threshold, connected components told apart by size and shape (specks, chromosomes, clusters of
 touching chromosomes, round textured nuclei, compact dark clumps), chromosomes lying on a
-nucleus found by a finer top-hat inside it, touching chromosomes split by a watershed on the
-distance transform, chromosomes grouped into spreads by single-linkage
+nucleus found by a finer top-hat inside it, in fluorescent pictures the glow between
+chromosomes cut where the picture curves up across a gap, touching chromosomes split by a
+watershed on the distance transform, chromosomes grouped into spreads by single-linkage
 clustering of their positions. Every length is in units of the chromosome width and area
 measured on the picture itself, so the same defaults serve 645 x 517 DAPI and 1440 x 1024
 Giemsa pictures.
@@ -30,6 +31,8 @@ DEBRIS_DARKNESS = 1.3  # a particle is darker than the chromosomes' typical dark
 TOPHAT = 6.0  # haze, halo and faint nuclei: what is wider than this many half-widths
 NUCLEUS_TOPHAT = 2.0  # a chromosome lying on a nucleus stands out of it at this scale
 MAX_ONE_CELL = 60  # more chromosomes than a (near-)diploid cell holds: two spreads run together
+GLOW_SIGMA = 0.5  # fluorescence: the Laplacian of Gaussian's scale, in half-widths
+GLOW_CUT = 0.15  # ... chromosome where -LoG exceeds this share of the chromosomes' typical value
 COUNT_COLUMNS = (
     "chromosome_count", "spread_count", "chromosomes_per_spread", "nuclei_count",
     "debris_over_chromosomes", "mixed", "debris", "too_few", "count_reason",
@@ -74,8 +77,8 @@ class Counted:
 
 def count_file(path: str | os.PathLike, **kw) -> Counted:
     """Count the chromosomes of a picture file (read with metasift.io)."""
-    image, _ = read_image(path)
-    return count_chromosomes(image, **kw)
+    image, info = read_image(path)
+    return count_chromosomes(image, fluorescent=info.polarity == "bright", **kw)
 
 
 def count_job(path, *, overlay: Path | None = None, min_chromosomes: int = MIN_CHROMOSOMES) -> dict:
@@ -87,7 +90,9 @@ def count_job(path, *, overlay: Path | None = None, min_chromosomes: int = MIN_C
         image, info = read_image(path)
     except ImageReadError as err:
         return {**row, "error": str(err)}
-    counted = count_chromosomes(image, min_chromosomes=min_chromosomes)
+    counted = count_chromosomes(
+        image, min_chromosomes=min_chromosomes, fluorescent=info.polarity == "bright"
+    )
     row.update(width=info.width, height=info.height, **counted.row())
     if overlay:
         write_overlay(image, counted, Path(overlay) / f"{Path(path).stem}_{_short_hash(path)}.png")
@@ -100,8 +105,12 @@ def _short_hash(path) -> str:
     return hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:6]
 
 
-def count_chromosomes(image: np.ndarray, *, min_chromosomes: int = MIN_CHROMOSOMES) -> Counted:
-    """Count the chromosomes of a canonical picture (dark on light, [0, 1])."""
+def count_chromosomes(
+    image: np.ndarray, *, min_chromosomes: int = MIN_CHROMOSOMES, fluorescent: bool = False
+) -> Counted:
+    """Count the chromosomes of a canonical picture (dark on light, [0, 1]). ``fluorescent``:
+    the picture was bright on dark (``ImageInfo.polarity == "bright"``), so glow joins
+    neighbouring chromosomes and they are also cut apart by curvature."""
     result = Counted()
     darkness = _darkness(image)
     mask = _foreground(darkness)
@@ -126,6 +135,8 @@ def count_chromosomes(image: np.ndarray, *, min_chromosomes: int = MIN_CHROMOSOM
         mask = chrom | thick
         half = _half_width(mask & ~thick) or half
         thick = _opening(mask, 1.8 * half)
+        if fluorescent:
+            chrom &= _not_in_gaps(local, chrom & ~thick, half)
     result.chromosome_width = round(2 * half, 2)
     # Large thick objects are nuclei; small ones are clumps of overlapping chromosomes or
     # particles, left in the chromosome mask and judged below.
@@ -250,6 +261,19 @@ def _on_nuclei(darkness, nuclei_mask, margin, half, typical, unit) -> list:
     return found
 
 
+def _not_in_gaps(local: np.ndarray, thin: np.ndarray, half: float) -> np.ndarray:
+    """Where the picture curves down like a chromosome rather than up like a gap between two.
+
+    A fluorescent chromosome's glow fills the narrow gaps of a dense spread above any threshold
+    that keeps its faint chromosomes. Across a chromosome the stain peaks (the Laplacian of
+    Gaussian is negative there, whatever its bands and centromere do along it); across a gap
+    it dips (positive). GLOW_SIGMA and GLOW_CUT were chosen on synthetic DAPI pictures."""
+    if not thin.any():
+        return np.ones(local.shape, bool)
+    curving = -ndi.gaussian_laplace(local, GLOW_SIGMA * half)
+    return curving > GLOW_CUT * float(np.percentile(curving[thin], 90))
+
+
 def _half_width(mask: np.ndarray) -> float | None:
     """Half the chromosome width: the area-weighted median distance-transform ridge of
     chromosome-sized objects (so specks and texture fragments do not set the scale)."""
@@ -307,7 +331,24 @@ def _full_size(small: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     h, w = shape
     if small.shape == (h, w):
         return small  # already full size (a small window, worked on without a coarser grid)
-    return ndi.zoom(small, (h / small.shape[0], w / small.shape[1]), order=1)[:h, :w]
+    return _stretch(_stretch(small, h, 0), w, 1)
+
+
+def _stretch(values: np.ndarray, n: int, axis: int) -> np.ndarray:
+    """``values`` stretched to n samples along ``axis`` by linear interpolation, first and last
+    samples kept in place (as ndi.zoom with order=1 does, three to four times faster)."""
+    m = values.shape[axis]
+    if m == 1:
+        return np.repeat(values, n, axis)
+    pos = np.linspace(0, m - 1, n, dtype=np.float32)
+    left = np.minimum(pos.astype(np.intp), m - 2)
+    share = (
+        (pos - left)
+        .astype(values.dtype)
+        .reshape([-1 if a == axis else 1 for a in range(values.ndim)])
+    )
+    lo, hi = np.take(values, left, axis), np.take(values, left + 1, axis)
+    return lo + (hi - lo) * share
 
 
 def _label_max(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:

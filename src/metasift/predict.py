@@ -171,7 +171,7 @@ def _prepare_job(job) -> dict:
     if count:
         from .count import count_chromosomes
 
-        counted = count_chromosomes(image)
+        counted = count_chromosomes(image, fluorescent=info.polarity == "bright")
         out.update(counted.row(), count_verdicts=";".join(counted.verdicts))
     return out
 
