@@ -191,3 +191,19 @@ def test_count_cli_reports_bad_files_and_goes_on(tmp_path, capsys):
     text = out.read_text()
     assert "broken.png" in text and "V1301XY.png" in text
     assert len(list((tmp_path / "ov").glob("*.png"))) == 2  # the picture and its mask
+
+
+@pytest.mark.parametrize(
+    "small, full", [((64, 80), (517, 645)), ((1, 5), (7, 40)), ((3, 3), (10, 11))]
+)
+def test_stretch_matches_linear_zoom(small, full):
+    """The coarse background grids come back to full size as ndi.zoom(order=1) brings them."""
+    from scipy import ndimage as ndi
+
+    from metasift.count import _full_size
+
+    values = np.random.default_rng(0).random(small).astype(np.float32)
+    expected = ndi.zoom(values, (full[0] / small[0], full[1] / small[1]), order=1)
+    stretched = _full_size(values, full)
+    assert stretched.shape == full and stretched.dtype == np.float32
+    np.testing.assert_allclose(stretched, expected[: full[0], : full[1]], atol=1e-5)
