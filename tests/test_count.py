@@ -161,7 +161,8 @@ def test_synthetic_counts_are_close_to_the_truth():
 # real pictures: one per stain, with the tolerance measured on them
 def test_real_dapi_picture():
     counted = count_file(DATA / "mfish" / "V1301XY.png")  # 46,XY (expert karyotype)
-    assert abs(counted.chromosome_count - 46) <= 8
+    # counted 53 before fluorescent pictures had the glow cut, 49 with it
+    assert abs(counted.chromosome_count - 46) <= 4
     assert counted.spread_count == 1 and not counted.mixed
 
 
