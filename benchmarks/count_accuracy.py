@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from metasift.count import MIN_CHROMOSOMES, count_chromosomes
+from metasift.count import MIN_CHROMOSOMES, count_read
 from metasift.io import read_image
 from metasift.synth import SynthConfig, write_dataset
 
@@ -96,7 +96,7 @@ def run(paths, truths):
     for p in paths:
         image, info = read_image(p)
         start = time.perf_counter()
-        counted.append(count_chromosomes(image, fluorescent=info.polarity == "bright"))
+        counted.append(count_read(image, info))
         seconds.append(time.perf_counter() - start)
     return counted, seconds
 

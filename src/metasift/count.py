@@ -77,7 +77,11 @@ class Counted:
 
 def count_file(path: str | os.PathLike, **kw) -> Counted:
     """Count the chromosomes of a picture file (read with metasift.io)."""
-    image, info = read_image(path)
+    return count_read(*read_image(path), **kw)
+
+
+def count_read(image: np.ndarray, info, **kw) -> Counted:
+    """Count a picture as metasift.io read it: fluorescent when it was bright on dark."""
     return count_chromosomes(image, fluorescent=info.polarity == "bright", **kw)
 
 
@@ -90,9 +94,7 @@ def count_job(path, *, overlay: Path | None = None, min_chromosomes: int = MIN_C
         image, info = read_image(path)
     except ImageReadError as err:
         return {**row, "error": str(err)}
-    counted = count_chromosomes(
-        image, min_chromosomes=min_chromosomes, fluorescent=info.polarity == "bright"
-    )
+    counted = count_read(image, info, min_chromosomes=min_chromosomes)
     row.update(width=info.width, height=info.height, **counted.row())
     if overlay:
         write_overlay(image, counted, Path(overlay) / f"{Path(path).stem}_{_short_hash(path)}.png")

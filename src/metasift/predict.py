@@ -169,9 +169,9 @@ def _prepare_job(job) -> dict:
         array=view(image, size, crop) if count else image, width=info.width, height=info.height
     )
     if count:
-        from .count import count_chromosomes
+        from .count import count_read
 
-        counted = count_chromosomes(image, fluorescent=info.polarity == "bright")
+        counted = count_read(image, info)
         out.update(counted.row(), count_verdicts=";".join(counted.verdicts))
     return out
 
