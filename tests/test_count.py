@@ -67,6 +67,17 @@ def test_touching_pair_counts_two(canvas):
     assert counted.chromosome_count == 46
 
 
+def test_large_particles_do_not_set_the_chromosome_width(canvas):
+    """Six thick particles hold more pixels than all 46 chromosomes together; the width (and
+    so the count) must still be the chromosomes'."""
+    _spread(canvas, (300, 400), 46, np.random.default_rng(0))
+    for r, c in [(50, 50), (50, 750), (550, 50), (550, 750), (300, 40), (300, 760)]:
+        _disc(canvas, r, c, 24, dark=0.8)
+    counted = count_chromosomes(np.clip(canvas, 0, 1))
+    assert 5 <= counted.chromosome_width <= 9, counted.chromosome_width
+    assert counted.chromosome_count == 46
+
+
 @pytest.mark.parametrize("seed", [2, 3])
 def test_halo_under_a_dense_spread_does_not_join_chromosomes(seed):
     """A cell's halo darkens the gaps of a dense, blurred spread: the count must not drop."""

@@ -278,7 +278,8 @@ def _not_in_gaps(local: np.ndarray, thin: np.ndarray, half: float) -> np.ndarray
 
 def _half_width(mask: np.ndarray) -> float | None:
     """Half the chromosome width: the area-weighted median distance-transform ridge of
-    chromosome-sized objects (so specks and texture fragments do not set the scale)."""
+    chromosome-sized objects (so specks and texture fragments do not set the scale), leaving
+    out objects much thicker than most."""
     labels, n = ndi.label(mask)
     if n == 0:
         return None
@@ -291,7 +292,13 @@ def _half_width(mask: np.ndarray) -> float | None:
     ridge = _label_max(
         ndi.distance_transform_cdt(mask, metric="chessboard").astype(np.float32), labels, n
     )
-    return max(1.0, _weighted_median(ridge[plausible], areas[plausible]))
+    ridge, areas = ridge[plausible], areas[plausible]
+    # A few large thick objects (a clump of particles, a nucleus cut by the frame) can hold
+    # more pixels than all the chromosomes together: a first guess with their weight capped,
+    # then the median of the objects no more than twice that thick.
+    rough = _weighted_median(ridge, np.minimum(areas, np.percentile(areas, 85)))
+    thin = ridge <= 2 * rough
+    return max(1.0, _weighted_median(ridge[thin], areas[thin]))
 
 
 def _opening(mask: np.ndarray, radius: float) -> np.ndarray:
