@@ -117,11 +117,12 @@ def test_nucleus_beside_the_spread_is_not_debris(canvas):
     assert counted.chromosome_count == 42 and not counted.verdicts
 
 
-def test_chromosomes_lying_on_a_nucleus_are_counted(canvas):
+@pytest.mark.parametrize("length", [30, 14])  # 14: a small chromosome, or one partly hidden
+def test_chromosomes_lying_on_a_nucleus_are_counted(canvas, length):
     _spread(canvas, (300, 260), 40, np.random.default_rng(6))
     _disc(canvas, 300, 640, 90, dark=0.3)
-    _bar(canvas, 270, 620, 30, 0.4, dark=0.4)  # two chromosomes on the nucleus
-    _bar(canvas, 335, 665, 30, 2.0, dark=0.4)
+    _bar(canvas, 270, 620, length, 0.4, dark=0.4)  # two chromosomes on the nucleus
+    _bar(canvas, 335, 665, length, 2.0, dark=0.4)
     counted = count_chromosomes(np.clip(canvas, 0, 1))
     assert counted.nuclei_count == 1 and counted.chromosome_count == 42
 

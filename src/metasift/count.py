@@ -29,7 +29,7 @@ SPLIT_H = 0.6  # distance-transform peaks must stand this many half-widths above
 HALF_MAX = 0.35  # chromosomes are cut where they are this fraction of their typical darkness
 DEBRIS_DARKNESS = 1.3  # a particle is darker than the chromosomes' typical darkness by this
 TOPHAT = 6.0  # haze, halo and faint nuclei: what is wider than this many half-widths
-NUCLEUS_TOPHAT = 2.0  # a chromosome lying on a nucleus stands out of it at this scale
+NUCLEUS_TOPHAT = 1.5  # a chromosome lying on a nucleus stands out of it at this scale
 MAX_ONE_CELL = 60  # more chromosomes than a (near-)diploid cell holds: two spreads run together
 GLOW_SIGMA = 0.5  # fluorescence: the Laplacian of Gaussian's scale, in half-widths
 GLOW_CUT = 0.15  # ... chromosome where -LoG exceeds this share of the chromosomes' typical value
@@ -244,7 +244,8 @@ def count_chromosomes(
 def _on_nuclei(darkness, nuclei_mask, margin, half, typical, unit) -> list:
     """Chromosomes lying on nuclei: inside a nucleus less its rim, what stands above a grey
     top-hat NUCLEUS_TOPHAT half-widths wide by HALF_MAX of the chromosomes' typical darkness,
-    in pieces of at least a chromosome's area (texture is finer). (box, centre) of each."""
+    in pieces of at least half a chromosome's area (texture is finer; a chromosome is often
+    partly hidden). (box, centre) of each."""
     pad = round(2 * NUCLEUS_TOPHAT * half)
     nuclei, _ = ndi.label(nuclei_mask)
     found = []
@@ -256,7 +257,7 @@ def _on_nuclei(darkness, nuclei_mask, margin, half, typical, unit) -> list:
         labels, _ = ndi.label(inner & (fine > HALF_MAX * typical))
         for k, piece in enumerate(ndi.find_objects(labels), 1):
             own = labels[piece] == k
-            if own.sum() > unit:
+            if own.sum() > 0.5 * unit:
                 top, left = piece[0].start + r0, piece[1].start + c0
                 box = [top, left, piece[0].stop - 1 + r0, piece[1].stop - 1 + c0]
                 found.append((box, _centre(own, top, left)))
