@@ -61,10 +61,18 @@ def test_too_few(canvas):
 
 def test_touching_pair_counts_two(canvas):
     _spread(canvas, (300, 300), 44, np.random.default_rng(2))
-    _bar(canvas, 300, 650, 30, 0.3)
-    _bar(canvas, 300, 650, 30, 1.6)  # a second chromosome crossing the first
+    _bar(canvas, 300, 450, 30, 0.3)  # at the spread's edge
+    _bar(canvas, 300, 450, 30, 1.6)  # a second chromosome crossing the first
     counted = count_chromosomes(np.clip(canvas, 0, 1))
     assert counted.chromosome_count == 46
+
+
+def test_objects_alone_far_from_the_spread_are_not_counted(canvas):
+    _spread(canvas, (300, 300), 46, np.random.default_rng(0))
+    _bar(canvas, 40, 760, 20, 0.5)  # chromosome-sized particles in far corners
+    _disc(canvas, 560, 740, 6)
+    counted = count_chromosomes(np.clip(canvas, 0, 1))
+    assert counted.chromosome_count == 46 and len(counted.strays) == 2
 
 
 def test_large_particles_do_not_set_the_chromosome_width(canvas):
@@ -119,10 +127,10 @@ def test_nucleus_beside_the_spread_is_not_debris(canvas):
 
 @pytest.mark.parametrize("length", [30, 14])  # 14: a small chromosome, or one partly hidden
 def test_chromosomes_lying_on_a_nucleus_are_counted(canvas, length):
-    _spread(canvas, (300, 260), 40, np.random.default_rng(6))
-    _disc(canvas, 300, 640, 90, dark=0.3)
-    _bar(canvas, 270, 620, length, 0.4, dark=0.4)  # two chromosomes on the nucleus
-    _bar(canvas, 335, 665, length, 2.0, dark=0.4)
+    _spread(canvas, (300, 230), 40, np.random.default_rng(6))
+    _disc(canvas, 300, 480, 90, dark=0.3)  # a nucleus at the spread's edge
+    _bar(canvas, 270, 440, length, 0.4, dark=0.4)  # two chromosomes on the nucleus
+    _bar(canvas, 335, 445, length, 2.0, dark=0.4)
     counted = count_chromosomes(np.clip(canvas, 0, 1))
     assert counted.nuclei_count == 1 and counted.chromosome_count == 42
 

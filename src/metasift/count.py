@@ -31,6 +31,7 @@ DEBRIS_DARKNESS = 1.3  # a particle is darker than the chromosomes' typical dark
 TOPHAT = 6.0  # haze, halo and faint nuclei: what is wider than this many half-widths
 NUCLEUS_TOPHAT = 1.5  # a chromosome lying on a nucleus stands out of it at this scale
 MAX_ONE_CELL = 60  # more chromosomes than a (near-)diploid cell holds: two spreads run together
+STRAY = 4.0  # an object whose 2nd-nearest neighbour is this many typical gaps away: not counted
 GLOW_SIGMA = 0.5  # fluorescence: the Laplacian of Gaussian's scale, in half-widths
 GLOW_CUT = 0.15  # ... chromosome where -LoG exceeds this share of the chromosomes' typical value
 COUNT_COLUMNS = (
@@ -53,7 +54,8 @@ class Counted:
     too_few: bool = False
     reason: str = ""
     chromosome_width: float = 0.0  # pixels, measured
-    chromosomes: list[dict] = field(default_factory=list)  # centre, box, pieces, spread
+    chromosomes: list[dict] = field(default_factory=list)  # box, pieces, centres
+    strays: list[dict] = field(default_factory=list)  # objects alone, far from any spread
     nuclei: list[dict] = field(default_factory=list)
     debris_objects: list[dict] = field(default_factory=list)
 
@@ -163,7 +165,6 @@ def count_chromosomes(
     ridge = _label_max(dist, labels, n)
     single = (ridge > 0.6 * half) & (ridge < 1.6 * half) & (areas > 4 * half * half)
     unit = float(np.median(areas[single])) if single.any() else 8 * half * half
-    centres = []
     counted_mask = np.zeros_like(chrom_mask)  # the chromosomes actually counted
     for k, sl in enumerate(ndi.find_objects(labels), 1):
         area = areas[k - 1]
@@ -177,14 +178,17 @@ def count_chromosomes(
             pieces = _split(dist[sl] * own, own, half, unit)
             by_area = round(area / (AREA_PER_CHROMOSOME * unit))
             pieces += pieces[:1] * max(0, by_area - len(pieces))
-        centres += [(pr + r0, pc + c0) for pr, pc in pieces]
         box = [r0, c0, sl[0].stop - 1, sl[1].stop - 1]
-        result.chromosomes.append(dict(box=box, pieces=len(pieces)))
+        centres = [(pr + r0, pc + c0) for pr, pc in pieces]
+        result.chromosomes.append(dict(box=box, pieces=len(pieces), centres=centres))
     # Nuclei are left out above, but a chromosome lying on one still stands out of it (its
     # stain adds to the nucleus's): one chromosome per such piece.
     for box, centre in _on_nuclei(darkness, nuclei_mask, margin, half, typical, unit):
-        centres.append(centre)
-        result.chromosomes.append(dict(box=box, pieces=1))
+        result.chromosomes.append(dict(box=box, pieces=1, centres=[centre]))
+    # An object alone in the field, far from every other, belongs to no spread: a particle or
+    # a stray. It is drawn in the overlay but not counted.
+    result.chromosomes, result.strays = _apart(result.chromosomes)
+    centres = [c for chrom in result.chromosomes for c in chrom["centres"]]
 
     # nuclei and debris: "over" chromosomes when chromosomes leave them in two or more places;
     # a small object must also be darker than chromosomes, or it is chromosomes overlapping
@@ -425,6 +429,22 @@ def _centre(own: np.ndarray, r0: int, c0: int) -> tuple[float, float]:
     return (float(r) + r0, float(c) + c0)
 
 
+def _apart(objects: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(kept, strays): a stray's second-nearest neighbour (box centres) is more than STRAY
+    times the median nearest-neighbour distance away. Chosen on synthetic pictures, where
+    background particles lie anywhere in the field."""
+    if len(objects) <= 5:
+        return objects, []
+    from scipy.spatial import cKDTree
+
+    middles = np.array(
+        [((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in (o["box"] for o in objects)]
+    )
+    dist = cKDTree(middles).query(middles, k=3)[0]
+    apart = dist[:, 2] > STRAY * float(np.median(dist[:, 1]))
+    return [o for o, a in zip(objects, apart) if not a], [o for o, a in zip(objects, apart) if a]
+
+
 def _spreads(centres: np.ndarray, half: float) -> list[int]:
     """Chromosomes per spread, largest first. Single linkage cut at a gap several times the
     typical distance between neighbouring chromosomes; groups too small to be a spread (a few
@@ -452,7 +472,8 @@ def _spreads(centres: np.ndarray, half: float) -> list[int]:
 
 # ---- overlay --------------------------------------------------------------------------------
 def write_overlay(image: np.ndarray, counted: Counted, target: Path) -> Path:
-    """The picture with chromosome boxes numbered (green), nuclei (blue) and debris (red)."""
+    """The picture with chromosome boxes numbered (green), nuclei (blue), debris (red) and
+    stray objects left uncounted (orange)."""
     from PIL import Image, ImageDraw
 
     base = Image.fromarray((image * 255).astype(np.uint8)).convert("RGB")
@@ -463,6 +484,9 @@ def write_overlay(image: np.ndarray, counted: Counted, target: Path) -> Path:
         draw.rectangle((c0, r0, c1, r1), outline=(0, 200, 0))
         n += chrom["pieces"]
         draw.text((c1 + 2, r0), str(n), fill=(0, 160, 0))
+    for chrom in counted.strays:  # not counted
+        r0, c0, r1, c1 = chrom["box"]
+        draw.rectangle((c0, r0, c1, r1), outline=(240, 150, 0))
     for obj, colour in [(o, (40, 90, 255)) for o in counted.nuclei] + [
         (o, (230, 30, 30)) for o in counted.debris_objects
     ]:
