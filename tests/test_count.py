@@ -73,6 +73,7 @@ def test_objects_alone_far_from_the_spread_are_not_counted(canvas):
     _disc(canvas, 560, 740, 6)
     counted = count_chromosomes(np.clip(canvas, 0, 1))
     assert counted.chromosome_count == 46 and len(counted.strays) == 2
+    assert "2 object(s) far from the spread not counted" in counted.reason
 
 
 def test_large_particles_do_not_set_the_chromosome_width(canvas):

@@ -242,6 +242,8 @@ def count_chromosomes(
         result.too_few = True
         reasons.append(f"{result.chromosome_count} chromosomes (< {min_chromosomes})")
     result.reason = "; ".join(reasons) or f"{result.chromosome_count} chromosomes in one spread"
+    if result.strays:
+        result.reason += f" ({len(result.strays)} object(s) far from the spread not counted)"
     return result
 
 
