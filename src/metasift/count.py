@@ -5,10 +5,10 @@ threshold, connected components told apart by size and shape (specks, chromosome
 touching chromosomes, round textured nuclei, compact dark clumps), chromosomes lying on a
 nucleus found by a finer top-hat inside it, in fluorescent pictures the glow between
 chromosomes cut where the picture curves up across a gap, touching chromosomes split by a
-watershed on the distance transform, chromosomes grouped into spreads by single-linkage
-clustering of their positions. Every length is in units of the chromosome width and area
-measured on the picture itself, so the same defaults serve 645 x 517 DAPI and 1440 x 1024
-Giemsa pictures.
+watershed on the distance transform, objects alone far from every other left uncounted,
+chromosomes grouped into spreads by single-linkage clustering of their positions. Every length
+is in units of the chromosome width and area measured on the picture itself, so the same
+defaults serve 645 x 517 DAPI and 1440 x 1024 Giemsa pictures.
 """
 
 from __future__ import annotations
@@ -179,8 +179,8 @@ def count_chromosomes(
             by_area = round(area / (AREA_PER_CHROMOSOME * unit))
             pieces += pieces[:1] * max(0, by_area - len(pieces))
         box = [r0, c0, sl[0].stop - 1, sl[1].stop - 1]
-        centres = [(pr + r0, pc + c0) for pr, pc in pieces]
-        result.chromosomes.append(dict(box=box, pieces=len(pieces), centres=centres))
+        at = [(pr + r0, pc + c0) for pr, pc in pieces]
+        result.chromosomes.append(dict(box=box, pieces=len(pieces), centres=at))
     # Nuclei are left out above, but a chromosome lying on one still stands out of it (its
     # stain adds to the nucleus's): one chromosome per such piece.
     for box, centre in _on_nuclei(darkness, nuclei_mask, margin, half, typical, unit):
