@@ -229,3 +229,15 @@ def test_stretch_matches_linear_zoom(small, full):
     stretched = _full_size(values, full)
     assert stretched.shape == full and stretched.dtype == np.float32
     np.testing.assert_allclose(stretched, expected[: full[0], : full[1]], atol=1e-5)
+
+
+def test_inner_distance_matches_the_whole_picture_transform():
+    """Object by object, the distance transform is the whole picture's, touching and
+    diagonal neighbours and objects cut by the frame included."""
+    from scipy import ndimage as ndi
+
+    from metasift.count import _inner_distance
+
+    mask = ndi.gaussian_filter(np.random.default_rng(1).random((120, 150)), 2) > 0.5
+    labels, _ = ndi.label(mask)
+    np.testing.assert_array_equal(_inner_distance(labels), ndi.distance_transform_edt(mask))

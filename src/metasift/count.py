@@ -161,7 +161,7 @@ def count_chromosomes(
     labels, n = ndi.label(chrom_mask)
     index = np.arange(1, n + 1)
     areas = ndi.sum_labels(chrom_mask, labels, index).astype(float) if n else np.zeros(0)
-    dist = ndi.distance_transform_edt(chrom_mask)
+    dist = _inner_distance(labels)
     ridge = _label_max(dist, labels, n)
     single = (ridge > 0.6 * half) & (ridge < 1.6 * half) & (areas > 4 * half * half)
     unit = float(np.median(areas[single])) if single.any() else 8 * half * half
@@ -367,6 +367,17 @@ def _stretch(values: np.ndarray, n: int, axis: int) -> np.ndarray:
     return lo + (hi - lo) * share
 
 
+def _inner_distance(labels: np.ndarray) -> np.ndarray:
+    """ndi.distance_transform_edt(labels > 0), worked out object by object on its own box
+    and a one-pixel rim (objects are a small part of the picture: several times faster)."""
+    dist = np.zeros(labels.shape)
+    for k, sl in enumerate(ndi.find_objects(labels), 1):
+        pad = tuple(slice(max(a.start - 1, 0), a.stop + 1) for a in sl)
+        own = labels[pad] == k
+        dist[pad][own] = ndi.distance_transform_edt(labels[pad] > 0)[own]
+    return dist
+
+
 def _label_max(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
     """Largest value within each label 1..n (scipy's ndi.maximum sorts the whole picture)."""
     inside = labels > 0
@@ -427,8 +438,8 @@ def _split(
 
 
 def _centre(own: np.ndarray, r0: int, c0: int) -> tuple[float, float]:
-    r, c = ndi.center_of_mass(own)
-    return (float(r) + r0, float(c) + c0)
+    r, c = np.nonzero(own)  # ndi.center_of_mass, without its overhead on many small objects
+    return (float(r.mean()) + r0, float(c.mean()) + c0)
 
 
 def _apart(objects: list[dict]) -> tuple[list[dict], list[dict]]:
