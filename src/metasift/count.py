@@ -165,7 +165,7 @@ def count_chromosomes(
     ridge = _label_max(dist, labels, n)
     single = (ridge > 0.6 * half) & (ridge < 1.6 * half) & (areas > 4 * half * half)
     unit = float(np.median(areas[single])) if single.any() else 8 * half * half
-    counted_mask = np.zeros_like(chrom_mask)  # the chromosomes actually counted
+    counted_mask = np.zeros_like(chrom_mask)  # objects counted as chromosomes (strays too)
     for k, sl in enumerate(ndi.find_objects(labels), 1):
         area = areas[k - 1]
         if area < 0.25 * unit:
