@@ -120,6 +120,34 @@ def test_bad_files_get_error_rows_and_the_run_goes_on(slide, tmp_path):
     assert sum(r["decision"] != "error" for r in rows.values()) == 2
 
 
+def test_a_file_name_that_is_not_utf8_gets_its_row(slide, tmp_path, capsys):
+    """Linux allows any bytes in a name; such a picture is classified, copied, reported and
+    resumed like the others, its name kept byte for byte in the CSV."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    name = os.fsdecode(b"lame_\xff.png")  # Latin-1 'y with diaeresis' written by an old PC
+    try:
+        shutil.copy(slide / "mixed" / "01.png", folder / name)
+    except (OSError, UnicodeError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    shutil.copy(slide / "mixed" / "05.png", folder / "plain.png")
+    out = tmp_path / "r.csv"
+    args = ["classify", str(folder), "--out", str(out), "--no-count"]
+    report, copies = tmp_path / "r.html", tmp_path / "s"
+    assert main([*args, "--report", str(report), "--sort-into", str(copies)]) == 0
+    assert b"lame_\xff.png" in out.read_bytes() and "lame_\\udcff" in report.read_text()
+    with open(out, newline="", encoding="utf-8", errors="surrogateescape") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [Path(r["path"]).name for r in rows] == [name, "plain.png"]
+    assert all(r["decision"] in ("keep", "reject") for r in rows)
+    assert len(list(copies.rglob("lame_*"))) == 1
+    before = out.read_bytes()
+    assert main([*args, "--resume"]) == 0 and out.read_bytes() == before
+    capsys.readouterr()
+    assert main(["info", str(folder / name)]) == 0  # printed, not a crash
+    assert "lame_\\udcff.png" in capsys.readouterr().out
+
+
 def _png_header(width, height):
     """A PNG whose header claims a huge picture: refused before any pixel is decoded."""
 

@@ -297,6 +297,12 @@ def test_grouped_split_keeps_slides_together(tmp_path):
     assert sum(len(v) for v in ds.splits.values()) == 60 and ds.splits["train"]
 
 
+def test_manifest_not_in_utf8_is_a_clear_error(tmp_path):
+    (tmp_path / "m.csv").write_bytes("path,label\nmétaphase.png,keep\n".encode("cp1252"))
+    with pytest.raises(data.DataError, match=r"m.csv: not UTF-8 text \(byte 12\)"):
+        data.discover(tmp_path / "m.csv")
+
+
 def test_stratified_split_follows_paper_ratios(tmp_path):
     samples = [
         data.Sample(tmp_path / f"{i}.png", "keep" if i % 2 else "reject") for i in range(200)

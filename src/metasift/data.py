@@ -122,8 +122,13 @@ def _from_folders(root: Path):
 
 
 def _from_manifest(path: Path):
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        rows = list(csv.DictReader(fh))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.DictReader(fh))
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"{path}: not UTF-8 text (byte {err.start}); save the manifest as CSV UTF-8"
+        ) from None
     if not rows or not {"path", "label"} <= set(rows[0]):
         raise DataError(f"{path}: a manifest needs the columns path,label (optional: group, split)")
     base = path.parent

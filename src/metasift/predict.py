@@ -335,7 +335,8 @@ class ResultsWriter:
             writer.writerows(self.rows)
             text = buf.getvalue()
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        # a file name that is not UTF-8 (possible on Linux) is written as its own bytes
+        with open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
@@ -351,7 +352,7 @@ def read_results(path: Path) -> list[dict]:
         return []
     if path.suffix.lower() == ".json":
         return json.loads(path.read_text(encoding="utf-8"))
-    with open(path, newline="", encoding="utf-8") as fh:
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as fh:
         return list(csv.DictReader(fh))
 
 

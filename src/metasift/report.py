@@ -94,5 +94,5 @@ const na=parseFloat(a),nc=parseFloat(c);const r=(!isNaN(na)&&!isNaN(nc))?na-nc:a
 return up?r:-r}});rows.forEach(r=>b.appendChild(r))}})}});
 </script></head><body>{"".join(parts)}</body></html>"""
     tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
+    tmp.write_text(page, encoding="utf-8", errors="backslashreplace")  # names not in UTF-8
     os.replace(tmp, target)
