@@ -4,6 +4,7 @@ evaluation figures, and the errors a lab meets."""
 import csv
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,6 +120,10 @@ def test_binary_layout_with_split_folders(binary, tmp_path):
     assert config["trained_on"]["counts"]["test"] == {"keep": 1, "reject": 3}
     result = evaluate.evaluate(out, binary, json_path=tmp_path / "eval.json", log=lambda *_: None)
     assert result["n"] == 4  # the test split only
+    # misclassified pictures are named relative to the data folder (the report travels)
+    assert all((binary / m["path"]).is_file() for m in result["misclassified"])
+    assert evaluate._relative(binary / "test" / "a.png", binary) == str(Path("test", "a.png"))
+    assert evaluate._relative(tmp_path / "b.png", binary) == str(tmp_path / "b.png")
     assert (tmp_path / "eval.png").is_file()
     assert json.loads((tmp_path / "eval.json").read_text())["binary"]["confusion"]
 

@@ -141,9 +141,12 @@ def evaluate(
     probs = np.concatenate(probs)
     result = metrics(probs, targets, classes, clf.threshold, model_classes)
     pred_reject = 1 - probs[:, 0] >= clf.threshold
+    # paths as the data names them (relative to its folder), so the report reads the same
+    # wherever the data lies
+    base = Path(data) if Path(data).is_dir() else Path(data).parent
     result["misclassified"] = [
         dict(
-            path=str(s.path),
+            path=_relative(s.path, base),
             label=s.label,
             predicted=model_classes[int(p.argmax())],
             p_reject=round(float(1 - p[0]), 4),
@@ -160,6 +163,13 @@ def evaluate(
         os.replace(tmp, json_path)
         plot_confusion(result, json_path.with_suffix(".png"))
     return result
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return str(Path(path).relative_to(base))
+    except ValueError:  # a manifest may name pictures outside its folder
+        return str(path)
 
 
 def report(r: dict) -> str:
