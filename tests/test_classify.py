@@ -318,6 +318,16 @@ def test_classifies_without_pytorch(slide, tmp_path):
     assert len(_rows(out)) == 2
 
 
+def test_results_and_report_go_into_new_folders(slide, tmp_path):
+    out, page = tmp_path / "new" / "r.csv", tmp_path / "other" / "deep" / "r.html"
+    args = ["classify", str(slide / "mixed"), "--out", str(out), "--report", str(page)]
+    assert main([*args, "--no-count"]) == 0
+    assert len(_rows(out)) == 2 and page.is_file()
+    counts = tmp_path / "third" / "c.csv"
+    assert main(["count", str(slide / "mixed"), "--out", str(counts)]) == 0
+    assert len(_rows(counts)) == 2
+
+
 def test_results_are_valid_while_the_run_goes_on(tmp_path):
     writer = predict.ResultsWriter(tmp_path / "r.csv", ["path", "decision"], every=0.0)
     writer.add({"path": "a.png", "decision": "keep"})

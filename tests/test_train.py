@@ -118,14 +118,15 @@ def test_binary_layout_with_split_folders(binary, tmp_path):
     config = models.read_config(out)
     assert config["classes"] == ["keep", "reject"]
     assert config["trained_on"]["counts"]["test"] == {"keep": 1, "reject": 3}
-    result = evaluate.evaluate(out, binary, json_path=tmp_path / "eval.json", log=lambda *_: None)
+    report = tmp_path / "reports" / "eval.json"  # a folder not made yet
+    result = evaluate.evaluate(out, binary, json_path=report, log=lambda *_: None)
     assert result["n"] == 4  # the test split only
     # misclassified pictures are named relative to the data folder (the report travels)
     assert all((binary / m["path"]).is_file() for m in result["misclassified"])
     assert evaluate._relative(binary / "test" / "a.png", binary) == str(Path("test", "a.png"))
     assert evaluate._relative(tmp_path / "b.png", binary) == str(tmp_path / "b.png")
-    assert (tmp_path / "eval.png").is_file()
-    assert json.loads((tmp_path / "eval.json").read_text())["binary"]["confusion"]
+    assert report.with_suffix(".png").is_file()
+    assert json.loads(report.read_text())["binary"]["confusion"]
 
 
 def test_inception_v3_trains_with_aux_logits(four_class, tmp_path):

@@ -158,6 +158,7 @@ def evaluate(
     log(report(result))
     if json_path:
         json_path = Path(json_path)
+        json_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = json_path.with_name(f".{json_path.name}.tmp")
         tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, json_path)

@@ -305,6 +305,7 @@ class ResultsWriter:
         if path.suffix.lower() not in (".csv", ".json"):
             raise ValueError(f"{path}: the results file must end in .csv or .json")
         self.path, self.columns, self.every = path, list(columns), every
+        path.parent.mkdir(parents=True, exist_ok=True)  # as --sort-into and --overlay do
         self.rows: list[dict] = []
         self._last = 0.0
 

@@ -93,6 +93,7 @@ rows.sort((x,y)=>{{const a=x.cells[i].textContent,c=y.cells[i].textContent;
 const na=parseFloat(a),nc=parseFloat(c);const r=(!isNaN(na)&&!isNaN(nc))?na-nc:a.localeCompare(c);
 return up?r:-r}});rows.forEach(r=>b.appendChild(r))}})}});
 </script></head><body>{"".join(parts)}</body></html>"""
+    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_text(page, encoding="utf-8", errors="backslashreplace")  # names not in UTF-8
     os.replace(tmp, target)
