@@ -328,6 +328,21 @@ def test_results_and_report_go_into_new_folders(slide, tmp_path):
     assert len(_rows(counts)) == 2
 
 
+def test_a_failed_count_leaves_the_classification_standing(slide, tmp_path, monkeypatch):
+    from metasift import count
+
+    def failing(image, info, **kw):  # a fault injected, as a bug in the counter would be
+        raise FloatingPointError("injected")
+
+    monkeypatch.setattr(count, "count_read", failing)
+    out = tmp_path / "r.csv"
+    assert main(["classify", str(slide / "mixed"), "--out", str(out), "--workers", "1"]) == 0
+    for row in _rows(out):
+        assert row["decision"] in ("keep", "reject") and row["chromosome_count"] == ""
+        assert row["count_reason"] == "counting failed (FloatingPointError: injected)"
+        assert row["agreement"] == "no count"
+
+
 def test_results_are_valid_while_the_run_goes_on(tmp_path):
     writer = predict.ResultsWriter(tmp_path / "r.csv", ["path", "decision"], every=0.0)
     writer.add({"path": "a.png", "decision": "keep"})

@@ -1,6 +1,9 @@
 """Chromosome counting and the three criteria, on drawn pictures with known answers, on one
 real picture per stain, and on pictures with nothing to count."""
 
+import csv
+import shutil
+
 import numpy as np
 import pytest
 
@@ -213,6 +216,27 @@ def test_count_cli_reports_bad_files_and_goes_on(tmp_path, capsys):
     text = out.read_text()
     assert "broken.png" in text and "V1301XY.png" in text
     assert len(list((tmp_path / "ov").glob("*.png"))) == 2  # the picture and its mask
+
+
+def test_a_picture_the_counter_fails_on_does_not_end_the_batch(tmp_path, monkeypatch):
+    from metasift import count
+
+    for name in ("a.png", "b.png"):
+        shutil.copy(DATA / "mfish" / "V1301XY.png", tmp_path / name)
+    real = count.count_read
+
+    def failing(image, info, **kw):  # a fault injected on one picture, as a bug would be
+        if info.path.endswith("b.png"):
+            raise FloatingPointError("injected")
+        return real(image, info, **kw)
+
+    monkeypatch.setattr(count, "count_read", failing)
+    out = tmp_path / "c.csv"
+    assert main(["count", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--out", str(out),
+                 "--workers", "1"]) == 1  # fmt: skip
+    rows = list(csv.DictReader(out.open()))
+    assert rows[0]["error"] == "" and int(rows[0]["chromosome_count"]) > 40
+    assert rows[1]["error"].endswith("b.png: counting failed (FloatingPointError: injected)")
 
 
 @pytest.mark.parametrize(

@@ -236,6 +236,19 @@ def test_blank_pictures_do_not_crash(tmp_path):
         assert np.isfinite(image).all() and image.min() == image.max()
 
 
+def test_float_picture_with_nan_or_infinite_pixels(tmp_path, spread_like):
+    """Analysis software marks missing pixels NaN: they read as background, with a note;
+    a picture holding no number at all is an error naming it."""
+    holes = spread_like.astype(np.float32)
+    holes[:8, :8], holes[-1, -1] = np.nan, np.inf
+    image, info = io.read_image(_write(tmp_path / "holes.tif", holes, "tif"))
+    clean, _ = io.read_image(_write(tmp_path / "clean.tif", spread_like.astype(np.float32), "tif"))
+    assert np.isfinite(image).all() and "65 pixel values were NaN" in info.warnings[0]
+    assert _contrast(image) > 0.3 and np.allclose(image[8:, 8:-1], clean[8:, 8:-1], atol=0.02)
+    _bad(_write(tmp_path / "nan.tif", np.full((32, 32), np.nan, np.float32), "tif"),
+         io.CorruptImageError, "no pixel value that is a number")  # fmt: skip
+
+
 def test_reading_never_changes_the_file(tmp_path, spread_like):
     path = _write(tmp_path / "keep.tif", _as(spread_like, np.uint16), "tif")
     before, stat = path.read_bytes(), path.stat()

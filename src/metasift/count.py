@@ -96,8 +96,12 @@ def count_job(path, *, overlay: Path | None = None, min_chromosomes: int = MIN_C
         image, info = read_image(path)
     except ImageReadError as err:
         return {**row, "error": str(err)}
-    counted = count_read(image, info, min_chromosomes=min_chromosomes)
-    row.update(width=info.width, height=info.height, **counted.row())
+    row.update(width=info.width, height=info.height)
+    try:
+        counted = count_read(image, info, min_chromosomes=min_chromosomes)
+    except Exception as err:  # a picture the counter cannot handle must not end the batch
+        return {**row, "error": f"{path}: counting failed ({type(err).__name__}: {err})"}
+    row.update(counted.row())
     if overlay:
         write_overlay(image, counted, Path(overlay) / f"{Path(path).stem}_{_short_hash(path)}.png")
     return row

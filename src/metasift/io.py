@@ -226,8 +226,24 @@ def decode(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS):
     path = Path(path)
     fmt = sniff_format(path)
     if fmt == "tiff":
-        return _decode_tiff(path, max_pixels)
-    return _decode_pillow(path, fmt, max_pixels)
+        raw, fmt, pages, notes = _decode_tiff(path, max_pixels)
+    else:
+        raw, fmt, pages, notes = _decode_pillow(path, fmt, max_pixels)
+    if raw.dtype.kind == "f":
+        raw = _finite(path, raw, notes)
+    return raw, fmt, pages, notes
+
+
+def _finite(path: Path, raw: np.ndarray, notes: list) -> np.ndarray:
+    """Float pictures may mark missing pixels NaN or infinite: they are read as the picture's
+    median (its background) and noted; a picture holding no number cannot be read."""
+    bad = ~np.isfinite(raw)
+    if not bad.any():
+        return raw
+    if bad.all():
+        raise CorruptImageError(path, "holds no pixel value that is a number (all NaN or infinite)")
+    notes.append(f"{int(bad.sum())} pixel values were NaN or infinite: read as the median")
+    return np.where(bad, np.median(raw[~bad]), raw).astype(raw.dtype)
 
 
 def sniff_format(path: Path) -> str:

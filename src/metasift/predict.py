@@ -171,8 +171,11 @@ def _prepare_job(job) -> dict:
     if count:
         from .count import count_read
 
-        counted = count_read(image, info)
-        out.update(counted.row(), count_verdicts=";".join(counted.verdicts))
+        try:
+            counted = count_read(image, info)
+            out.update(counted.row(), count_verdicts=";".join(counted.verdicts))
+        except Exception as err:  # the classification stands; the row says the count failed
+            out.update(count_reason=f"counting failed ({type(err).__name__}: {err})")
     return out
 
 
@@ -287,7 +290,10 @@ def classify_files(
 
 def agreement(row: dict) -> str:
     """Whether the CNN's decision and the measured evidence (the count's verdicts) agree."""
-    verdicts = [v for v in row.pop("count_verdicts", "").split(";") if v]
+    verdicts = row.pop("count_verdicts", None)
+    if verdicts is None:  # the count failed (count_reason says why): nothing to compare
+        return "no count"
+    verdicts = [v for v in verdicts.split(";") if v]
     if (row["decision"] == "reject") == bool(verdicts):
         return "agree"
     if verdicts:
