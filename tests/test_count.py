@@ -218,6 +218,24 @@ def test_count_cli_reports_bad_files_and_goes_on(tmp_path, capsys):
     assert len(list((tmp_path / "ov").glob("*.png"))) == 2  # the picture and its mask
 
 
+def test_count_resume_after_interruption_gives_the_same_file(tmp_path):
+    for i in range(3):
+        shutil.copy(DATA / "mfish" / "V1301XY.png", tmp_path / f"{i}.png")
+    (tmp_path / "bad.png").write_bytes(b"not a picture")
+    full, part = tmp_path / "full.csv", tmp_path / "part.csv"
+    args = ["count", *sorted(str(p) for p in tmp_path.glob("*.png")), "--workers", "1"]
+    assert main([*args, "--out", str(full)]) == 1
+    lines = full.read_text().splitlines(keepends=True)
+    assert "sha256" in lines[0] and "metasift" in lines[1]  # provenance of every row
+    part.write_text("".join(lines[:3]))  # what an interrupted run leaves: the rows done so far
+    assert main([*args, "--out", str(part)]) == 2  # never replaced without asking
+    assert main([*args, "--out", str(part), "--resume"]) == 1
+    assert part.read_bytes() == full.read_bytes()
+    # other settings: nothing reused
+    assert main([*args, "--out", str(part), "--resume", "--min-chromosomes", "50"]) == 1
+    assert all(r["too_few"] == "1" for r in csv.DictReader(part.open()) if not r["error"])
+
+
 def test_a_picture_the_counter_fails_on_does_not_end_the_batch(tmp_path, monkeypatch):
     from metasift import count
 

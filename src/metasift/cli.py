@@ -219,6 +219,11 @@ def get_parser() -> argparse.ArgumentParser:
         help="write each picture with the chromosomes found outlined and numbered",
     )
     p.add_argument("--min-chromosomes", type=int, default=40, help="fewer: too_few")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep rows of OUT whose picture is unchanged; count the rest",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing results file")
     p.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
     p.set_defaults(handler=_count)
@@ -465,29 +470,42 @@ def _count(args) -> int:
     from concurrent.futures import ProcessPoolExecutor
     from functools import partial
 
+    from . import __version__
     from .count import COUNT_COLUMNS, count_job
-    from .predict import ResultsWriter, list_inputs
+    from .predict import ResultsWriter, list_inputs, read_results, still_valid
 
-    if args.out.exists() and not args.overwrite:
-        raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
-    writer = ResultsWriter(args.out, ["path", "width", "height", *COUNT_COLUMNS, "error"])
+    if args.out.exists() and not (args.resume or args.overwrite):
+        raise FileExistsError(
+            f"{args.out} exists; pass --resume to continue it or --overwrite to replace it"
+        )
     files, notes = list_inputs(args.inputs)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     if not files:
         raise ValueError("no pictures to count")
+    # rows are reused only from the same counter and settings, for unchanged pictures
+    counter = f"metasift {__version__} count, min {args.min_chromosomes}"
+    known = still_valid(read_results(args.out), counter, by="counter") if args.resume else {}
+    columns = ["path", "width", "height", *COUNT_COLUMNS, "counter", "error"]
+    writer = ResultsWriter(args.out, [*columns, "file_size", "mtime_ns", "sha256"])
+    todo = [f for f in files if str(f) not in known]
+    if known:
+        print(f"{len(files)} pictures, {len(files) - len(todo)} already counted")
     job = partial(count_job, overlay=args.overlay, min_chromosomes=args.min_chromosomes)
     start = time.perf_counter()
     workers = args.workers or os.cpu_count() or 1
+    pool = ProcessPoolExecutor(workers) if workers > 1 and len(todo) > 1 else None
     try:
-        if workers > 1 and len(files) > 1:
-            with ProcessPoolExecutor(workers) as pool:
-                for row in pool.map(job, files, chunksize=2):
-                    writer.add(row)
-        else:
-            for row in map(job, files):
-                writer.add(row)
+        fresh = pool.map(job, todo, chunksize=2) if pool else map(job, todo)
+        for n, path in enumerate(files, 1):
+            row = known.get(str(path)) or {**next(fresh), "counter": counter}
+            writer.add(row)
+            if n % 50 == 0:
+                rate = n / (time.perf_counter() - start)
+                print(f"\r  {n}/{len(files)} ({rate:.1f} images/s)", end="", file=sys.stderr)
     finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
         writer.flush()
     rows = writer.rows
     errors = [r for r in rows if r["error"]]

@@ -90,8 +90,10 @@ def count_read(image: np.ndarray, info, **kw) -> Counted:
 def count_job(path, *, overlay: Path | None = None, min_chromosomes: int = MIN_CHROMOSOMES) -> dict:
     """One row of `metasift count`: the counts of ``path``, or the reason it cannot be read."""
     from .io import ImageReadError
+    from .predict import file_stat
 
     row = dict(path=str(path), width="", height="", error="")
+    row.update(zip(("file_size", "mtime_ns", "sha256"), file_stat(Path(path))))
     try:
         image, info = read_image(path)
     except ImageReadError as err:

@@ -153,7 +153,7 @@ def _prepare_job(job) -> dict:
 
     path, size, crop, count = job
     out = dict(
-        zip(("file_size", "mtime_ns", "sha256"), _stat(path)),
+        zip(("file_size", "mtime_ns", "sha256"), file_stat(path)),
         array=None,
         width="",
         height="",
@@ -179,7 +179,8 @@ def _prepare_job(job) -> dict:
     return out
 
 
-def _stat(path: Path):
+def file_stat(path: Path):
+    """(size, modification time in ns, SHA-256) of a file, or blanks when it cannot be read."""
     try:
         st = path.stat()
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -363,13 +364,13 @@ def read_results(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def still_valid(rows: list[dict], model_name: str) -> dict:
+def still_valid(rows: list[dict], made_by: str, by: str = "model") -> dict:
     """Earlier rows whose file is unchanged (same size and modification time, or same content)
-    and that the same model made: those need no second look."""
+    and that the same model (column ``by``) made: those need no second look."""
     valid = {}
     for row in rows:
         path = Path(row["path"])
-        if row.get("model") != model_name:
+        if row.get(by) != made_by:
             continue
         try:
             st = path.stat()
