@@ -512,7 +512,8 @@ def _count(args) -> int:
     counted = [r for r in rows if not r["error"]]
     flagged = {v: sum(int(r[v]) for r in counted) for v in ("mixed", "debris", "too_few")}
     print(
-        f"{len(rows)} pictures counted in {time.perf_counter() - start:.1f} s: "
+        ("\n" if len(files) >= 50 else "")
+        + f"{len(rows)} pictures counted in {time.perf_counter() - start:.1f} s: "
         + ", ".join(f"{k} {v}" for k, v in flagged.items())
         + f", {len(errors)} could not be read"
     )

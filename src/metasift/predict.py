@@ -140,7 +140,7 @@ def list_inputs(inputs) -> tuple[list[Path], list[str]]:
         for p in files:
             key = os.path.realpath(p)
             if key in found:
-                notes.append(f"{p}: given more than once; classified once")
+                notes.append(f"{p}: given more than once; taken once")
             found.setdefault(key, p)
     return sorted(found.values(), key=lambda p: str(p)), notes
 
