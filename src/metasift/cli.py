@@ -515,7 +515,7 @@ def _count(args) -> int:
         ("\n" if len(files) >= 50 else "")
         + f"{len(rows)} pictures counted in {time.perf_counter() - start:.1f} s: "
         + ", ".join(f"{k} {v}" for k, v in flagged.items())
-        + f", {len(errors)} could not be read"
+        + f", {len(errors)} could not be read or counted"
     )
     for r in errors:
         print(f"  error: {r['error']}")
