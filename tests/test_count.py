@@ -161,6 +161,8 @@ def test_two_spreads_are_mixed():
 def test_blank_pictures_count_zero(value):
     counted = count_chromosomes(np.full((300, 400), value, np.float32))
     assert counted.chromosome_count == 0 and counted.spread_count == 0 and counted.reason
+    assert counted.verdicts == ["too_few"]  # nothing to count is fewer than 40
+    assert not count_chromosomes(np.full((30, 40), value), min_chromosomes=0).too_few
 
 
 def test_only_nuclei_count_zero(canvas):
@@ -168,6 +170,7 @@ def test_only_nuclei_count_zero(canvas):
     _disc(canvas, 380, 560, 100)
     counted = count_chromosomes(np.clip(canvas, 0, 1))
     assert counted.chromosome_count == 0 and counted.spread_count == 0 and counted.reason
+    assert counted.verdicts == ["too_few"]
 
 
 def test_synthetic_counts_are_close_to_the_truth():

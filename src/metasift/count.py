@@ -125,8 +125,9 @@ def count_chromosomes(
     darkness = _darkness(image)
     mask = _foreground(darkness)
     half = _half_width(mask)
-    if half is None:
-        result.reason = "no chromosome-sized objects"
+    if half is None:  # nothing to count is fewer than any minimum: criterion (c)
+        result.too_few = min_chromosomes > 0
+        result.reason = f"no chromosome-sized objects (0 chromosomes < {min_chromosomes})"
         return result
     # Thick objects (nuclei, clumps, particles) are what survives an opening wider than any
     # chromosome; taking them out first keeps chromosomes that touch them countable.
@@ -227,7 +228,8 @@ def count_chromosomes(
     result.nuclei_count = len(result.nuclei)
     result.debris_over_chromosomes = len(over)
     if not centres:
-        result.reason = "no chromosomes found"
+        result.too_few = min_chromosomes > 0
+        result.reason = f"no chromosomes found (0 < {min_chromosomes})"
         return result
     main = _spreads(np.array(centres, float), half)
     result.spread_count = len(main)
