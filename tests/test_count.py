@@ -72,11 +72,21 @@ def test_touching_pair_counts_two(canvas):
 
 def test_objects_alone_far_from_the_spread_are_not_counted(canvas):
     _spread(canvas, (300, 300), 46, np.random.default_rng(0))
-    _bar(canvas, 40, 760, 20, 0.5)  # chromosome-sized particles in far corners
-    _disc(canvas, 560, 740, 6)
+    _bar(canvas, 40, 760, 20, 0.5)  # chromosome-sized objects in far corners (a round,
+    _bar(canvas, 560, 740, 16, 2.0)  # thick disc is a particle wherever it lies)
     counted = count_chromosomes(np.clip(canvas, 0, 1))
     assert counted.chromosome_count == 46 and len(counted.strays) == 2
     assert "2 object(s) far from the spread not counted" in counted.reason
+
+
+def test_round_particles_thicker_than_a_chromosome_are_not_counted(canvas):
+    """Particles among the chromosomes, as dark as they are: round and thicker, not counted."""
+    _spread(canvas, (300, 400), 46, np.random.default_rng(0))
+    for r, c in [(300, 565), (140, 400), (455, 300)]:  # just beyond the spread's edge
+        _disc(canvas, r, c, 6.5, dark=0.6)  # 13 pixels across; the bars are 8
+    counted = count_chromosomes(np.clip(canvas, 0, 1))
+    assert counted.chromosome_count == 46 and not counted.strays
+    assert len(counted.debris_objects) == 3 and "3 round particle(s) not counted" in counted.reason
 
 
 def test_large_particles_do_not_set_the_chromosome_width(canvas):

@@ -5,10 +5,11 @@ threshold, connected components told apart by size and shape (specks, chromosome
 touching chromosomes, round textured nuclei, compact dark clumps), chromosomes lying on a
 nucleus found by a finer top-hat inside it, in fluorescent pictures the glow between
 chromosomes cut where the picture curves up across a gap, touching chromosomes split by a
-watershed on the distance transform, objects alone far from every other left uncounted,
-chromosomes grouped into spreads by single-linkage clustering of their positions. Every length
-is in units of the chromosome width and area measured on the picture itself, so the same
-defaults serve 645 x 517 DAPI and 1440 x 1024 Giemsa pictures.
+watershed on the distance transform, round objects thicker than a chromosome (particles) and
+objects alone far from every other left uncounted, chromosomes grouped into spreads by
+single-linkage clustering of their positions. Every length is in units of the chromosome
+width and area measured on the picture itself, so the same defaults serve 645 x 517 DAPI and
+1440 x 1024 Giemsa pictures.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ TOPHAT = 6.0  # haze, halo and faint nuclei: what is wider than this many half-w
 NUCLEUS_TOPHAT = 1.5  # a chromosome lying on a nucleus stands out of it at this scale
 MAX_ONE_CELL = 60  # more chromosomes than a (near-)diploid cell holds: two spreads run together
 STRAY = 4.0  # an object whose 2nd-nearest neighbour is this many typical gaps away: not counted
+PARTICLE_THICK = 1.4  # a lone object thicker than this many half-widths ...
+PARTICLE_ROUND = 1.5  # ... and no longer than this many times its width is a particle
 GLOW_SIGMA = 0.5  # fluorescence: the Laplacian of Gaussian's scale, in half-widths
 GLOW_CUT = 0.15  # ... chromosome where -LoG exceeds this share of the chromosomes' typical value
 COUNT_COLUMNS = (
@@ -173,19 +176,37 @@ def count_chromosomes(
     single = (ridge > 0.6 * half) & (ridge < 1.6 * half) & (areas > 4 * half * half)
     unit = float(np.median(areas[single])) if single.any() else 8 * half * half
     counted_mask = np.zeros_like(chrom_mask)  # objects counted as chromosomes (strays too)
+    particles = 0
     for k, sl in enumerate(ndi.find_objects(labels), 1):
         area = areas[k - 1]
         if area < 0.25 * unit:
             continue  # specks and slivers
         own = labels[sl] == k
-        counted_mask[sl] |= own
         r0, c0 = sl[0].start, sl[1].start
+        box = [r0, c0, sl[0].stop - 1, sl[1].stop - 1]
+        if (
+            area < SPLIT_AREA * unit
+            and ridge[k - 1] > PARTICLE_THICK * half
+            and _elongation(own) < PARTICLE_ROUND
+        ):  # thicker than a chromosome and round: a particle, drawn with the debris
+            dark = float(np.percentile(local[sl][own], 90)) / max(typical, 1e-6)
+            result.debris_objects.append(
+                dict(
+                    center=_centre(own, r0, c0),
+                    area=int(area),
+                    box=box,
+                    crossings=0,
+                    darkness=round(dark, 2),
+                )
+            )
+            particles += 1
+            continue
+        counted_mask[sl] |= own
         pieces = [_centre(own, 0, 0)]
         if area > SPLIT_AREA * unit:  # a cluster of touching or crossing chromosomes
             pieces = _split(dist[sl] * own, own, half, unit)
             by_area = round(area / (AREA_PER_CHROMOSOME * unit))
             pieces += pieces[:1] * max(0, by_area - len(pieces))
-        box = [r0, c0, sl[0].stop - 1, sl[1].stop - 1]
         at = [(pr + r0, pc + c0) for pr, pc in pieces]
         result.chromosomes.append(dict(box=box, pieces=len(pieces), centres=at))
     # Nuclei are left out above, but a chromosome lying on one still stands out of it (its
@@ -252,6 +273,8 @@ def count_chromosomes(
     result.reason = "; ".join(reasons) or f"{result.chromosome_count} chromosomes in one spread"
     if result.strays:
         result.reason += f" ({len(result.strays)} object(s) far from the spread not counted)"
+    if particles:
+        result.reason += f" ({particles} round particle(s) not counted)"
     return result
 
 
@@ -448,6 +471,15 @@ def _split(
 def _centre(own: np.ndarray, r0: int, c0: int) -> tuple[float, float]:
     r, c = np.nonzero(own)  # ndi.center_of_mass, without its overhead on many small objects
     return (float(r.mean()) + r0, float(c.mean()) + c0)
+
+
+def _elongation(own: np.ndarray) -> float:
+    """Length over width of an object, from the spread of its pixels (1 for a disc)."""
+    rows, cols = np.nonzero(own)
+    if len(rows) < 3:
+        return 1.0
+    small, large = np.linalg.eigvalsh(np.cov(np.vstack([rows, cols])))
+    return float(np.sqrt(large / max(small, 1e-6)))
 
 
 def _apart(objects: list[dict]) -> tuple[list[dict], list[dict]]:
