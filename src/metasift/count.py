@@ -189,16 +189,7 @@ def count_chromosomes(
             and ridge[k - 1] > PARTICLE_THICK * half
             and _elongation(own) < PARTICLE_ROUND
         ):  # thicker than a chromosome and round: a particle, drawn with the debris
-            dark = float(np.percentile(local[sl][own], 90)) / max(typical, 1e-6)
-            result.debris_objects.append(
-                dict(
-                    center=_centre(own, r0, c0),
-                    area=int(area),
-                    box=box,
-                    crossings=0,
-                    darkness=round(dark, 2),
-                )
-            )
+            result.debris_objects.append(_described(own, sl, local, typical, crossings=0))
             particles += 1
             continue
         counted_mask[sl] |= own
@@ -223,22 +214,14 @@ def count_chromosomes(
     over = []
     for k, sl in enumerate(ndi.find_objects(thick_labels), 1):
         own = thick_labels[sl] == k
-        area = float(sizes[k])
         pad = tuple(slice(max(a.start - margin - 4, 0), a.stop + margin + 4) for a in sl)
         near = ndi.binary_dilation(thick_labels[pad] == k, iterations=margin)
         ring = ndi.binary_dilation(near, iterations=3) & ~near
         crossings = ndi.label(ring & counted_mask[pad])[1]
-        dark = float(np.percentile(local[sl][own], 90)) / max(typical, 1e-6)
-        item = dict(
-            center=_centre(own, sl[0].start, sl[1].start),
-            area=int(area),
-            box=[sl[0].start, sl[1].start, sl[0].stop - 1, sl[1].stop - 1],
-            crossings=int(crossings),
-            darkness=round(dark, 2),
-        )
+        item = _described(own, sl, local, typical, crossings)
         if is_nucleus[k]:
             result.nuclei.append(item)
-        elif dark > DEBRIS_DARKNESS:
+        elif item["darkness"] > DEBRIS_DARKNESS:
             result.debris_objects.append(item)
         else:
             continue
@@ -471,6 +454,19 @@ def _split(
 def _centre(own: np.ndarray, r0: int, c0: int) -> tuple[float, float]:
     r, c = np.nonzero(own)  # ndi.center_of_mass, without its overhead on many small objects
     return (float(r.mean()) + r0, float(c.mean()) + c0)
+
+
+def _described(own: np.ndarray, sl, local: np.ndarray, typical: float, crossings: int) -> dict:
+    """A nucleus or piece of debris as `Counted` lists it: where it lies, its size, how many
+    chromosomes leave it, and how dark it is against the chromosomes' typical darkness."""
+    dark = float(np.percentile(local[sl][own], 90)) / max(typical, 1e-6)
+    return dict(
+        center=_centre(own, sl[0].start, sl[1].start),
+        area=int(own.sum()),
+        box=[sl[0].start, sl[1].start, sl[0].stop - 1, sl[1].stop - 1],
+        crossings=int(crossings),
+        darkness=round(dark, 2),
+    )
 
 
 def _elongation(own: np.ndarray) -> float:
