@@ -178,9 +178,13 @@ def test_blank_pictures_count_zero(value):
 def test_only_nuclei_count_zero(canvas):
     _disc(canvas, 200, 200, 90)
     _disc(canvas, 380, 560, 100)
+    canvas[500:520, 100:400] -= 0.45  # a long dark scratch: too large for a chromosome, not round
     counted = count_chromosomes(np.clip(canvas, 0, 1))
-    assert counted.chromosome_count == 0 and counted.spread_count == 0 and counted.reason
+    assert counted.chromosome_count == 0 and counted.spread_count == 0
     assert counted.verdicts == ["too_few"]
+    assert counted.nuclei_count == 2  # the two discs, not the scratch
+    assert sorted(round(n["center"][0]) for n in counted.nuclei) == [200, 380]
+    assert "2 nuclei" in counted.reason
 
 
 def test_synthetic_counts_are_close_to_the_truth():

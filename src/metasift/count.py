@@ -129,8 +129,11 @@ def count_chromosomes(
     mask = _foreground(darkness)
     half = _half_width(mask)
     if half is None:  # nothing to count is fewer than any minimum: criterion (c)
+        result.nuclei = _nuclei_alone(mask, darkness)
+        result.nuclei_count = len(result.nuclei)
+        seen = f", {result.nuclei_count} nuclei" if result.nuclei else ""
         result.too_few = min_chromosomes > 0
-        result.reason = f"no chromosome-sized objects (0 chromosomes < {min_chromosomes})"
+        result.reason = f"no chromosome-sized objects{seen} (0 chromosomes < {min_chromosomes})"
         return result
     # Thick objects (nuclei, clumps, particles) are what survives an opening wider than any
     # chromosome; taking them out first keeps chromosomes that touch them countable.
@@ -281,6 +284,24 @@ def _on_nuclei(darkness, nuclei_mask, margin, half, typical, unit) -> list:
                 top, left = piece[0].start + r0, piece[1].start + c0
                 box = [top, left, piece[0].stop - 1 + r0, piece[1].stop - 1 + c0]
                 found.append((box, _centre(own, top, left)))
+    return found
+
+
+def _nuclei_alone(mask: np.ndarray, darkness: np.ndarray) -> list[dict]:
+    """Nuclei of a picture with no chromosome to measure a scale on: objects too large to be
+    a chromosome (the bound `_half_width` uses), round and solid (less than twice as long as
+    wide, filling most of the ellipse of that size)."""
+    labels, _ = ndi.label(mask)
+    found = []
+    for k, sl in enumerate(ndi.find_objects(labels), 1):
+        own = labels[sl] == k
+        area = int(own.sum())
+        if area < mask.size * 4e-3 or _elongation(own) > 2:
+            continue
+        rows, cols = np.nonzero(own)
+        ellipse = 4 * np.pi * np.sqrt(np.linalg.det(np.cov(np.vstack([rows, cols]))))
+        if area > 0.8 * ellipse:
+            found.append(_described(own, sl, darkness, 1.0, crossings=0))
     return found
 
 
