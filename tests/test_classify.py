@@ -328,7 +328,7 @@ def test_results_and_report_go_into_new_folders(slide, tmp_path):
     assert len(_rows(counts)) == 2
 
 
-def test_a_failed_count_leaves_the_classification_standing(slide, tmp_path, monkeypatch):
+def test_a_failed_count_leaves_the_classification_standing(slide, tmp_path, monkeypatch, capsys):
     from metasift import count
 
     def failing(image, info, **kw):  # a fault injected, as a bug in the counter would be
@@ -341,6 +341,9 @@ def test_a_failed_count_leaves_the_classification_standing(slide, tmp_path, monk
         assert row["decision"] in ("keep", "reject") and row["chromosome_count"] == ""
         assert row["count_reason"] == "counting failed (FloatingPointError: injected)"
         assert row["agreement"] == "no count"
+    said = capsys.readouterr().out  # the terminal says so too, not only the results file
+    assert "2 classified but not counted" in said
+    assert said.count("not counted: ") == 2 and "FloatingPointError: injected" in said
 
 
 def test_results_are_valid_while_the_run_goes_on(tmp_path):

@@ -434,6 +434,8 @@ def _classify(args) -> int:
     for row in rows:
         if row["decision"] == "error":
             print(f"  error: {row['error']}")
+        elif str(row.get("count_reason", "")).startswith("counting failed"):
+            print(f"  not counted: {row['path']}: {row['count_reason']}")
     print(f"results: {out}")
     if args.report:
         from .report import write_report
@@ -459,10 +461,13 @@ def summarise(rows, seconds: float) -> str:
             reasons[key] = reasons.get(key, 0) + 1
     rejected = sum(reasons.values())
     by = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
+    uncounted = sum(str(r.get("count_reason", "")).startswith("counting failed") for r in rows)
     return (
         f"{len(rows)} pictures: {kept} kept, {rejected} rejected"
         + (f" ({by})" if by else "")
-        + f", {errors} could not be read; {len(rows) / max(seconds, 1e-9):.1f} images/s"
+        + f", {errors} could not be read"
+        + (f", {uncounted} classified but not counted" if uncounted else "")
+        + f"; {len(rows) / max(seconds, 1e-9):.1f} images/s"
     )
 
 
