@@ -434,7 +434,7 @@ def _classify(args) -> int:
     for row in rows:
         if row["decision"] == "error":
             print(f"  error: {row['error']}")
-        elif str(row.get("count_reason", "")).startswith("counting failed"):
+        elif row.get("agreement") == "no count":  # classified, but the count failed
             print(f"  not counted: {row['path']}: {row['count_reason']}")
     print(f"results: {out}")
     if args.report:
@@ -461,7 +461,7 @@ def summarise(rows, seconds: float) -> str:
             reasons[key] = reasons.get(key, 0) + 1
     rejected = sum(reasons.values())
     by = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
-    uncounted = sum(str(r.get("count_reason", "")).startswith("counting failed") for r in rows)
+    uncounted = sum(r.get("agreement") == "no count" for r in rows)
     return (
         f"{len(rows)} pictures: {kept} kept, {rejected} rejected"
         + (f" ({by})" if by else "")
