@@ -32,10 +32,10 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.special import expit
 
-CLASSES = ("available", "mixed", "debris", "too_few")
+from .criteria import CLASSES, MIN_CHROMOSOMES, verdicts
+
 STAINS = ("giemsa", "giemsa-color", "dapi")
 FORMATS = ("png", "tif")
-MIN_CHROMOSOMES = 40  # criterion (c) of the reference paper
 LABEL_COLUMNS = (
     "path", "label", "reasons", "chromosome_count", "spread_count", "dicentric_count",
     "ring_count", "fragment_count", "debris_overlap_count", "nuclei_count", "seed", "stain",
@@ -600,14 +600,8 @@ class _Scene:
 
 def reasons_for(spreads, nuclei, debris) -> list[str]:
     """The rejection criteria a picture meets, from its ground truth."""
-    reasons = []
-    if len(spreads) >= 2:
-        reasons.append("mixed")
-    if any(o["over_chromosomes"] for o in list(nuclei) + list(debris)):
-        reasons.append("debris")
-    if len(spreads) == 1 and spreads[0]["chromosome_count"] < MIN_CHROMOSOMES:
-        reasons.append("too_few")
-    return reasons
+    over = sum(bool(o["over_chromosomes"]) for o in list(nuclei) + list(debris))
+    return verdicts([s["chromosome_count"] for s in spreads], over)
 
 
 class _Shape:

@@ -1,0 +1,55 @@
+"""The rejection criteria of the reference paper (Jang et al.), in one place.
+
+A metaphase picture is usable for dicentric scoring unless (a) two or more spreads are mixed,
+(b) particles or nuclei lie over chromosomes, or (c) it holds fewer than 40 chromosomes. The
+synthesiser labels its pictures by these rules, the counter and the detector decide their
+verdicts by them, and classify compares the CNN's decision with them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+KEEP = "available"  # the class name of a usable picture, as the reference paper calls it
+REASONS = ("mixed", "debris", "too_few")  # the rejection criteria (a), (b), (c), in this order
+CLASSES = (KEEP, *REASONS)  # the four classes a synthetic picture is drawn as
+KEEP_CLASSES = ("keep", "available")  # class names that mean "usable for scoring"
+MIN_CHROMOSOMES = 40  # criterion (c) of the reference paper
+MAX_ONE_CELL = 60  # more chromosomes than a (near-)diploid cell holds: two spreads run together
+
+
+def verdicts(
+    chromosomes_per_spread: Sequence[int],
+    objects_over_chromosomes: int,
+    *,
+    min_chromosomes: int = MIN_CHROMOSOMES,
+) -> list[str]:
+    """The criteria a picture meets, in the order of ``REASONS``.
+
+    ``mixed``: two or more spreads, or more chromosomes than one cell holds; ``debris``: a
+    particle or nucleus over chromosomes; ``too_few``: one spread (or none) with fewer than
+    ``min_chromosomes`` (0 turns the criterion off).
+    """
+    total = sum(chromosomes_per_spread)
+    mixed = len(chromosomes_per_spread) >= 2 or total > MAX_ONE_CELL
+    found = {
+        "mixed": mixed,
+        "debris": objects_over_chromosomes > 0,
+        "too_few": not mixed and total < min_chromosomes,
+    }
+    return [name for name in REASONS if found[name]]
+
+
+def agreement(decision: str, reasons: str, count_verdicts: Sequence[str] | None, count_reason: str) -> str:
+    """Whether the CNN's decision and the measured evidence (the count's verdicts) agree.
+
+    ``count_verdicts`` is None when the count failed: there is nothing to compare.
+    """
+    if count_verdicts is None:
+        return "no count"
+    found = [v for v in count_verdicts if v]
+    if (decision == "reject") == bool(found):
+        return "agree"
+    if found:
+        return f"disagree: CNN keeps, count finds {', '.join(found)} ({count_reason})"
+    return f"disagree: CNN rejects ({reasons}), count finds no problem ({count_reason})"
