@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from metasift.count import MIN_CHROMOSOMES, count_read
+from metasift.count import count_read
+from metasift.criteria import MIN_CHROMOSOMES
 from metasift.io import read_image
 from metasift.synth import SynthConfig, write_dataset
 
@@ -58,7 +59,7 @@ def error_sources(folder: Path, rows, counted) -> None:
     tally = Counter()
     for row, c in zip(rows, counted):
         ann = json.loads((folder / "annotations" / f"{Path(row['path']).stem}.json").read_text())
-        boxes = [ch["box"] for ch in c.chromosomes]
+        boxes = [ch.box for ch in c.chromosomes]
         held = [0] * len(boxes)
         for obj in ann["chromosomes"] + ann["fragments"]:
             line = obj["centerline"]
@@ -66,29 +67,29 @@ def error_sources(folder: Path, rows, counted) -> None:
             hits = [k for k, b in enumerate(boxes) if _inside(middle, b)]
             if hits:
                 held[min(hits, key=lambda k: _area(boxes[k]))] += 1
-            elif any(_inside(middle, n["box"]) for n in c.nuclei):
+            elif any(_inside(middle, n.box) for n in c.nuclei):
                 tally["lost under a nucleus"] += 1
             else:
                 tally["not found"] += 1
         for ch, n in zip(c.chromosomes, held):
             if n == 0:
-                tally["objects holding no chromosome"] += ch["pieces"]
-            elif ch["pieces"] < n:
-                tally["touching chromosomes counted short"] += n - ch["pieces"]
-            elif ch["pieces"] > n:
-                tally["chromosomes counted more than once"] += ch["pieces"] - n
+                tally["objects holding no chromosome"] += ch.pieces
+            elif ch.pieces < n:
+                tally["touching chromosomes counted short"] += n - ch.pieces
+            elif ch.pieces > n:
+                tally["chromosomes counted more than once"] += ch.pieces - n
     print(
         "  error sources, chromosomes per picture: "
         + ", ".join(f"{k} {v / len(rows):.2f}" for k, v in sorted(tally.items()))
     )
 
 
-def _inside(point, box) -> bool:
-    return box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
+def _inside(point, box) -> bool:  # box: (top, left, bottom, right), bottom and right exclusive
+    return box[0] <= point[0] < box[2] and box[1] <= point[1] < box[3]
 
 
 def _area(box) -> int:
-    return (box[2] - box[0] + 1) * (box[3] - box[1] + 1)
+    return (box[2] - box[0]) * (box[3] - box[1])
 
 
 def run(paths, truths):

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from metasift.count import MIN_CHROMOSOMES, _block_mean
+from metasift.count._counter import _block_mean
+from metasift.criteria import MIN_CHROMOSOMES
 from metasift.io import read_image
 
 SIGMA = 1.5  # pixels at half size: the spot drawn at each centre

@@ -16,10 +16,11 @@ import pytest
 import tifffile
 from PIL import Image
 
-from metasift import predict, synth
+from metasift import classify, synth
 from metasift.cli import main
+from metasift.pipeline import Ledger
 
-MODEL = predict.default_model_dir()
+MODEL = classify.default_model_dir()
 pytestmark = pytest.mark.skipif(not (MODEL / "model.onnx").is_file(), reason="no bundled model")
 
 
@@ -347,21 +348,22 @@ def test_a_failed_count_leaves_the_classification_standing(slide, tmp_path, monk
 
 
 def test_results_are_valid_while_the_run_goes_on(tmp_path):
-    writer = predict.ResultsWriter(tmp_path / "r.csv", ["path", "decision"], every=0.0)
+    writer = Ledger(tmp_path / "r.csv", ["path", "decision"], every=0.0)
     writer.add({"path": "a.png", "decision": "keep"})
     assert _rows(tmp_path / "r.csv") == [{"path": "a.png", "decision": "keep"}]
     writer.add({"path": "b.png", "decision": "reject"})
     assert len(_rows(tmp_path / "r.csv")) == 2
     assert not list(tmp_path.glob(".*tmp"))
+    writer.close()
 
 
 def test_decide_names_reasons():
     classes = ["available", "debris", "mixed", "too_few"]
-    row = predict.decide(np.array([0.1, 0.6, 0.25, 0.05]), classes, 0.5)
+    row = classify.decide(np.array([0.1, 0.6, 0.25, 0.05]), classes, 0.5)
     assert row["decision"] == "reject" and row["reasons"] == "debris"
-    row = predict.decide(np.array([0.1, 0.45, 0.4, 0.05]), classes, 0.5)
+    row = classify.decide(np.array([0.1, 0.45, 0.4, 0.05]), classes, 0.5)
     assert row["reasons"] == "debris;mixed"
-    assert predict.decide(np.array([0.8, 0.1, 0.05, 0.05]), classes, 0.5)["reasons"] == ""
+    assert classify.decide(np.array([0.8, 0.1, 0.05, 0.05]), classes, 0.5)["reasons"] == ""
 
 
 def test_demo_runs_the_whole_job(tmp_path, capsys):

@@ -183,7 +183,7 @@ def test_only_nuclei_count_zero(canvas):
     assert counted.chromosome_count == 0 and counted.spread_count == 0
     assert counted.verdicts == ["too_few"]
     assert counted.nuclei_count == 2  # the two discs, not the scratch
-    assert sorted(round(n["center"][0]) for n in counted.nuclei) == [200, 380]
+    assert sorted(round(n.centre[0]) for n in counted.nuclei) == [200, 380]
     assert "2 nuclei" in counted.reason
 
 
@@ -281,7 +281,7 @@ def test_stretch_matches_linear_zoom(small, full):
     """The coarse background grids come back to full size as ndi.zoom(order=1) brings them."""
     from scipy import ndimage as ndi
 
-    from metasift.count import _full_size
+    from metasift.count._counter import _full_size
 
     values = np.random.default_rng(0).random(small).astype(np.float32)
     expected = ndi.zoom(values, (full[0] / small[0], full[1] / small[1]), order=1)
@@ -295,7 +295,7 @@ def test_inner_distance_matches_the_whole_picture_transform():
     diagonal neighbours and objects cut by the frame included."""
     from scipy import ndimage as ndi
 
-    from metasift.count import _inner_distance
+    from metasift.count._counter import _inner_distance
 
     mask = ndi.gaussian_filter(np.random.default_rng(1).random((120, 150)), 2) > 0.5
     labels, _ = ndi.label(mask)

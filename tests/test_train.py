@@ -76,7 +76,7 @@ def test_four_class_model_folder(trained):
 
 
 def test_onnx_and_torch_backends_agree(trained, four_class):
-    from metasift.predict import Classifier
+    from metasift.classify import Classifier
 
     onnx, pt = Classifier(trained), Classifier(trained, backend="torch")
     paths = sorted(four_class.glob("*/*.png"))[:6]
@@ -87,7 +87,7 @@ def test_onnx_and_torch_backends_agree(trained, four_class):
 def test_classify_sees_what_training_saw(trained, four_class, tmp_path):
     """A crop model classifies from the square around the chromosomes, with or without
     counting, exactly as evaluate and training prepare it."""
-    from metasift.predict import Classifier
+    from metasift.classify import Classifier
 
     clf = Classifier(trained)
     assert clf.crop
@@ -232,7 +232,7 @@ def test_efficientnet_lite0_imagenet_weights_are_bundled():
 
 
 def test_model_folder_errors(trained, tmp_path):
-    from metasift.predict import Classifier
+    from metasift.classify import Classifier
 
     broken = tmp_path / "broken"
     shutil.copytree(trained, broken)

@@ -31,7 +31,9 @@ def atomic_write(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary(path)
     binary = "b" in mode
-    kwargs = {} if binary else {"encoding": encoding, "errors": "surrogateescape", "newline": newline}
+    kwargs = (
+        {} if binary else {"encoding": encoding, "errors": "surrogateescape", "newline": newline}
+    )
     try:
         with open(tmp, mode, **kwargs) as fh:
             yield fh

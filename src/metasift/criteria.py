@@ -40,7 +40,9 @@ def verdicts(
     return [name for name in REASONS if found[name]]
 
 
-def agreement(decision: str, reasons: str, count_verdicts: Sequence[str] | None, count_reason: str) -> str:
+def agreement(
+    decision: str, reasons: str, count_verdicts: Sequence[str] | None, count_reason: str
+) -> str:
     """Whether the CNN's decision and the measured evidence (the count's verdicts) agree.
 
     ``count_verdicts`` is None when the count failed: there is nothing to compare.

@@ -119,7 +119,7 @@ def evaluation_set(data: str | os.PathLike, seed: int = 0) -> tuple[DataSet, lis
 def evaluate(
     model_dir, data, *, backend: str = "onnx", json_path=None, batch_size: int = 16, log=print
 ) -> dict:
-    from .predict import Classifier
+    from .classify import Classifier
 
     clf = Classifier(model_dir, backend=backend)
     ds, samples = evaluation_set(data)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import write_text
 from .io import ImageReadError, read_image
 
 
@@ -51,16 +52,15 @@ def write_report(
     parts = [f"<h1>{html.escape(title)}</h1><p>{html.escape(summary)}</p>"]
     parts.append(
         "<h2>All pictures</h2><p>Click a column title to sort.</p><table id='t'><thead><tr>"
-        "<th>picture</th><th>decision</th><th>reasons</th><th>p_reject</th><th>note</th></tr></thead><tbody>"
+        "<th>picture</th><th>decision</th><th>reasons</th><th>p_reject</th><th>count</th>"
+        "<th>count's reason</th><th>agreement</th></tr></thead><tbody>"
     )
     for row in rows:
-        p = row.get("p_reject")
-        note = row.get("error") or row.get("count_note", "")
-        parts.append(
-            f"<tr><td>{html.escape(row['path'])}</td><td>{row['decision']}</td>"
-            f"<td>{html.escape(row.get('reasons') or '')}</td><td>{p if p != '' else ''}</td>"
-            f"<td>{html.escape(str(note))}</td></tr>"
-        )
+        cells = [row.get(k, "") for k in ("path", "decision", "reasons", "p_reject")]
+        count = row.get("chromosome_count", "")
+        why = row.get("error") or row.get("count_reason", "")  # an error row says why instead
+        cells += [count, why, row.get("agreement", "")]
+        parts.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     parts.append("</tbody></table>")
     for key in sorted(groups, key=lambda k: (k != "keep", k)):
         items = sorted(groups[key], key=lambda r: -float(r["p_reject"] or 0))
@@ -93,7 +93,5 @@ rows.sort((x,y)=>{{const a=x.cells[i].textContent,c=y.cells[i].textContent;
 const na=parseFloat(a),nc=parseFloat(c);const r=(!isNaN(na)&&!isNaN(nc))?na-nc:a.localeCompare(c);
 return up?r:-r}});rows.forEach(r=>b.appendChild(r))}})}});
 </script></head><body>{"".join(parts)}</body></html>"""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(page, encoding="utf-8", errors="backslashreplace")  # names not in UTF-8
-    os.replace(tmp, target)
+    # names not in UTF-8 are shown escaped
+    write_text(target, page.encode("utf-8", "backslashreplace").decode("utf-8"))

@@ -14,131 +14,43 @@ width and area measured on the picture itself, so the same defaults serve 645 x 
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
-from pathlib import Path
-
 import numpy as np
 from scipy import ndimage as ndi
 
-from .io import read_image
-
-MIN_CHROMOSOMES = 40  # criterion (c) of the reference paper
-SPLIT_AREA = 1.6  # objects larger than this many median chromosome areas may hold several
-AREA_PER_CHROMOSOME = 1.3  # a cluster holds at least its area / this many median areas
-SPLIT_H = 0.6  # distance-transform peaks must stand this many half-widths above their saddle
-HALF_MAX = 0.35  # chromosomes are cut where they are this fraction of their typical darkness
-DEBRIS_DARKNESS = 1.3  # a particle is darker than the chromosomes' typical darkness by this
-TOPHAT = 6.0  # haze, halo and faint nuclei: what is wider than this many half-widths
-NUCLEUS_TOPHAT = 1.5  # a chromosome lying on a nucleus stands out of it at this scale
-MAX_ONE_CELL = 60  # more chromosomes than a (near-)diploid cell holds: two spreads run together
-STRAY = 4.0  # an object whose 2nd-nearest neighbour is this many typical gaps away: not counted
-PARTICLE_THICK = 1.4  # a lone object thicker than this many half-widths ...
-PARTICLE_ROUND = 1.5  # ... and no longer than this many times its width is a particle
-GLOW_SIGMA = 0.5  # fluorescence: the Laplacian of Gaussian's scale, in half-widths
-GLOW_CUT = 0.15  # ... chromosome where -LoG exceeds this share of the chromosomes' typical value
-COUNT_COLUMNS = (
-    "chromosome_count", "spread_count", "chromosomes_per_spread", "nuclei_count",
-    "debris_over_chromosomes", "mixed", "debris", "too_few", "count_reason",
-)  # fmt: skip
-
-
-@dataclass
-class Counted:
-    """What the picture shows, measured; coordinates are (row, column)."""
-
-    chromosome_count: int = 0
-    spread_count: int = 0
-    chromosomes_per_spread: list[int] = field(default_factory=list)
-    nuclei_count: int = 0
-    debris_over_chromosomes: int = 0
-    mixed: bool = False
-    debris: bool = False
-    too_few: bool = False
-    reason: str = ""
-    chromosome_width: float = 0.0  # pixels, measured
-    chromosomes: list[dict] = field(default_factory=list)  # box, pieces, centres
-    strays: list[dict] = field(default_factory=list)  # objects alone, far from any spread
-    nuclei: list[dict] = field(default_factory=list)
-    debris_objects: list[dict] = field(default_factory=list)
-
-    def row(self) -> dict:
-        return dict(
-            chromosome_count=self.chromosome_count,
-            spread_count=self.spread_count,
-            chromosomes_per_spread=";".join(map(str, self.chromosomes_per_spread)),
-            nuclei_count=self.nuclei_count,
-            debris_over_chromosomes=self.debris_over_chromosomes,
-            mixed=int(self.mixed),
-            debris=int(self.debris),
-            too_few=int(self.too_few),
-            count_reason=self.reason,
-        )
-
-    @property
-    def verdicts(self) -> list[str]:
-        return [name for name in ("mixed", "debris", "too_few") if getattr(self, name)]
-
-
-def count_file(path: str | os.PathLike, **kw) -> Counted:
-    """Count the chromosomes of a picture file (read with metasift.io)."""
-    return count_read(*read_image(path), **kw)
-
-
-def count_read(image: np.ndarray, info, **kw) -> Counted:
-    """Count a picture as metasift.io read it: fluorescent when it was bright on dark."""
-    return count_chromosomes(image, fluorescent=info.polarity == "bright", **kw)
-
-
-def count_job(path, *, overlay: Path | None = None, min_chromosomes: int = MIN_CHROMOSOMES) -> dict:
-    """One row of `metasift count`: the counts of ``path``, or the reason it cannot be read."""
-    from .io import ImageReadError
-    from .predict import file_stat
-
-    row = dict(path=str(path), width="", height="", error="")
-    row.update(zip(("file_size", "mtime_ns", "sha256"), file_stat(Path(path))))
-    try:
-        image, info = read_image(path)
-    except ImageReadError as err:
-        return {**row, "error": str(err)}
-    row.update(width=info.width, height=info.height)
-    try:
-        counted = count_read(image, info, min_chromosomes=min_chromosomes)
-    except Exception as err:  # a picture the counter cannot handle must not end the batch
-        return {**row, "error": f"{path}: counting failed ({type(err).__name__}: {err})"}
-    row.update(counted.row())
-    if overlay:
-        write_overlay(image, counted, Path(overlay) / f"{Path(path).stem}_{_short_hash(path)}.png")
-    return row
-
-
-def _short_hash(path) -> str:
-    import hashlib
-
-    return hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:6]
+from ..criteria import verdicts
+from ..objects import Chromosome, Debris, Findings, Nucleus, Spread
+from ._config import CountConfig
 
 
 def count_chromosomes(
-    image: np.ndarray, *, min_chromosomes: int = MIN_CHROMOSOMES, fluorescent: bool = False
-) -> Counted:
+    image: np.ndarray,
+    *,
+    config: CountConfig | None = None,
+    fluorescent: bool = False,
+    min_chromosomes: int | None = None,
+) -> Findings:
     """Count the chromosomes of a canonical picture (dark on light, [0, 1]). ``fluorescent``:
     the picture was bright on dark (``ImageInfo.polarity == "bright"``), so glow joins
-    neighbouring chromosomes and they are also cut apart by curvature."""
-    result = Counted()
+    neighbouring chromosomes and they are also cut apart by curvature. ``min_chromosomes``
+    overrides the config's."""
+    cfg = config or CountConfig()
+    if min_chromosomes is not None:
+        cfg = CountConfig(**{**cfg.__dict__, "min_chromosomes": min_chromosomes})
+    min_chromosomes = cfg.min_chromosomes
+    result = Findings(min_chromosomes=min_chromosomes)
     darkness = _darkness(image)
     mask = _foreground(darkness)
     half = _half_width(mask)
     if half is None:  # nothing to count is fewer than any minimum: criterion (c)
         result.nuclei = _nuclei_alone(mask, darkness)
-        result.nuclei_count = len(result.nuclei)
         seen = f", {result.nuclei_count} nuclei" if result.nuclei else ""
-        result.too_few = min_chromosomes > 0
+        result.verdicts = verdicts([], 0, min_chromosomes=min_chromosomes)
         result.reason = f"no chromosome-sized objects{seen} (0 chromosomes < {min_chromosomes})"
         return result
     # Thick objects (nuclei, clumps, particles) are what survives an opening wider than any
     # chromosome; taking them out first keeps chromosomes that touch them countable.
     thick = _opening(mask, 1.8 * half)
-    # Chromosomes are cut at a fixed share (HALF_MAX) of their own typical darkness, whatever
+    # Chromosomes are cut at a fixed share (half_max) of their own typical darkness, whatever
     # the nuclei did to the first, global threshold; faint small chromosomes stay in. Darkness
     # is measured against the local surroundings: a cell's halo or a faint nucleus under a
     # spread darkens everything there, gaps included, and would join neighbouring chromosomes
@@ -146,14 +58,14 @@ def count_chromosomes(
     thin = mask & ~thick
     local, typical, chrom = darkness, 1.0, mask
     if thin.any():
-        local = darkness - _grey_opening(darkness, TOPHAT * half)
+        local = darkness - _grey_opening(darkness, cfg.tophat * half)
         typical = float(np.percentile(local[thin], 90))
-        chrom = local > HALF_MAX * typical
+        chrom = local > cfg.half_max * typical
         mask = chrom | thick
         half = _half_width(mask & ~thick) or half
         thick = _opening(mask, 1.8 * half)
         if fluorescent:
-            chrom &= _not_in_gaps(local, chrom & ~thick, half)
+            chrom &= _not_in_gaps(local, chrom & ~thick, half, cfg)
     result.chromosome_width = round(2 * half, 2)
     # Large thick objects are nuclei; small ones are clumps of overlapping chromosomes or
     # particles, left in the chromosome mask and judged below.
@@ -186,31 +98,31 @@ def count_chromosomes(
             continue  # specks and slivers
         own = labels[sl] == k
         r0, c0 = sl[0].start, sl[1].start
-        box = [r0, c0, sl[0].stop - 1, sl[1].stop - 1]
+        box = (r0, c0, sl[0].stop, sl[1].stop)
         if (
-            area < SPLIT_AREA * unit
-            and ridge[k - 1] > PARTICLE_THICK * half
-            and _elongation(own) < PARTICLE_ROUND
+            area < cfg.split_area * unit
+            and ridge[k - 1] > cfg.particle_thick * half
+            and _elongation(own) < cfg.particle_round
         ):  # thicker than a chromosome and round: a particle, drawn with the debris
-            result.debris_objects.append(_described(own, sl, local, typical, crossings=0))
+            result.debris_objects.append(_described(Debris, own, sl, local, typical, crossings=0))
             particles += 1
             continue
         counted_mask[sl] |= own
         pieces = [_centre(own, 0, 0)]
-        if area > SPLIT_AREA * unit:  # a cluster of touching or crossing chromosomes
-            pieces = _split(dist[sl] * own, own, half, unit)
-            by_area = round(area / (AREA_PER_CHROMOSOME * unit))
+        if area > cfg.split_area * unit:  # a cluster of touching or crossing chromosomes
+            pieces = _split(dist[sl] * own, own, half, unit, cfg)
+            by_area = round(area / (cfg.area_per_chromosome * unit))
             pieces += pieces[:1] * max(0, by_area - len(pieces))
         at = [(pr + r0, pc + c0) for pr, pc in pieces]
-        result.chromosomes.append(dict(box=box, pieces=len(pieces), centres=at))
+        result.chromosomes.append(Chromosome(box, at))
     # Nuclei are left out above, but a chromosome lying on one still stands out of it (its
     # stain adds to the nucleus's): one chromosome per such piece.
-    for box, centre in _on_nuclei(darkness, nuclei_mask, margin, half, typical, unit):
-        result.chromosomes.append(dict(box=box, pieces=1, centres=[centre]))
+    for box, centre in _on_nuclei(darkness, nuclei_mask, margin, half, typical, unit, cfg):
+        result.chromosomes.append(Chromosome(box, [centre]))
     # An object alone in the field, far from every other, belongs to no spread: a particle or
     # a stray. It is drawn in the overlay but not counted.
-    result.chromosomes, result.strays = _apart(result.chromosomes)
-    centres = [c for chrom in result.chromosomes for c in chrom["centres"]]
+    result.chromosomes, result.strays = _apart(result.chromosomes, cfg.stray)
+    centres = [c for chrom in result.chromosomes for c in chrom.centres]
 
     # nuclei and debris: "over" chromosomes when chromosomes leave them in two or more places;
     # a small object must also be darker than chromosomes, or it is chromosomes overlapping
@@ -221,40 +133,36 @@ def count_chromosomes(
         near = ndi.binary_dilation(thick_labels[pad] == k, iterations=margin)
         ring = ndi.binary_dilation(near, iterations=3) & ~near
         crossings = ndi.label(ring & counted_mask[pad])[1]
-        item = _described(own, sl, local, typical, crossings)
         if is_nucleus[k]:
+            item = _described(Nucleus, own, sl, local, typical, crossings)
             result.nuclei.append(item)
-        elif item["darkness"] > DEBRIS_DARKNESS:
+        elif round(_darkness_of(own, sl, local, typical), 2) > cfg.debris_darkness:
+            item = _described(Debris, own, sl, local, typical, crossings)
             result.debris_objects.append(item)
         else:
             continue
-        if crossings >= 2:
+        if item.over_chromosomes:
             over.append(item)
 
     result.chromosome_count = len(centres)
-    result.nuclei_count = len(result.nuclei)
     result.debris_over_chromosomes = len(over)
     if not centres:
-        result.too_few = min_chromosomes > 0
+        result.verdicts = verdicts([], 0, min_chromosomes=min_chromosomes)
         result.reason = f"no chromosomes found (0 < {min_chromosomes})"
         return result
     main = _spreads(np.array(centres, float), half)
-    result.spread_count = len(main)
-    result.chromosomes_per_spread = main
+    result.spreads = [Spread(n) for n in main]
+    result.verdicts = verdicts(main, len(over), min_chromosomes=min_chromosomes)
     reasons = []
     if result.spread_count >= 2:
-        result.mixed = True
         reasons.append(
             f"{result.spread_count} separate spreads ({', '.join(map(str, main))} chromosomes)"
         )
-    elif result.chromosome_count > MAX_ONE_CELL:
-        result.mixed = True
+    elif result.mixed:
         reasons.append(f"{result.chromosome_count} chromosomes: more than one cell")
     if over:
-        result.debris = True
         reasons.append(f"{len(over)} particle(s) or nuclei over chromosomes")
-    if not result.mixed and result.chromosome_count < min_chromosomes:
-        result.too_few = True
+    if result.too_few:
         reasons.append(f"{result.chromosome_count} chromosomes (< {min_chromosomes})")
     result.reason = "; ".join(reasons) or f"{result.chromosome_count} chromosomes in one spread"
     if result.strays:
@@ -264,30 +172,30 @@ def count_chromosomes(
     return result
 
 
-def _on_nuclei(darkness, nuclei_mask, margin, half, typical, unit) -> list:
+def _on_nuclei(darkness, nuclei_mask, margin, half, typical, unit, cfg) -> list:
     """Chromosomes lying on nuclei: inside a nucleus less its rim, what stands above a grey
-    top-hat NUCLEUS_TOPHAT half-widths wide by HALF_MAX of the chromosomes' typical darkness,
+    top-hat ``nucleus_tophat`` half-widths wide by ``half_max`` of the chromosomes' typical darkness,
     in pieces of at least half a chromosome's area (texture is finer; a chromosome is often
     partly hidden). (box, centre) of each."""
-    pad = round(2 * NUCLEUS_TOPHAT * half)
+    pad = round(2 * cfg.nucleus_tophat * half)
     nuclei, _ = ndi.label(nuclei_mask)
     found = []
     for n, sl in enumerate(ndi.find_objects(nuclei), 1):
         r0, c0 = max(sl[0].start - pad, 0), max(sl[1].start - pad, 0)
         window = np.s_[r0 : sl[0].stop + pad, c0 : sl[1].stop + pad]
         inner = ndi.binary_erosion(nuclei[window] == n, iterations=margin)
-        fine = darkness[window] - _grey_opening(darkness[window], NUCLEUS_TOPHAT * half)
-        labels, _ = ndi.label(inner & (fine > HALF_MAX * typical))
+        fine = darkness[window] - _grey_opening(darkness[window], cfg.nucleus_tophat * half)
+        labels, _ = ndi.label(inner & (fine > cfg.half_max * typical))
         for k, piece in enumerate(ndi.find_objects(labels), 1):
             own = labels[piece] == k
             if own.sum() > 0.5 * unit:
                 top, left = piece[0].start + r0, piece[1].start + c0
-                box = [top, left, piece[0].stop - 1 + r0, piece[1].stop - 1 + c0]
+                box = (top, left, piece[0].stop + r0, piece[1].stop + c0)
                 found.append((box, _centre(own, top, left)))
     return found
 
 
-def _nuclei_alone(mask: np.ndarray, darkness: np.ndarray) -> list[dict]:
+def _nuclei_alone(mask: np.ndarray, darkness: np.ndarray) -> list[Nucleus]:
     """Nuclei of a picture with no chromosome to measure a scale on: objects too large to be
     a chromosome (the bound `_half_width` uses), round and solid (less than twice as long as
     wide, filling most of the ellipse of that size)."""
@@ -301,21 +209,21 @@ def _nuclei_alone(mask: np.ndarray, darkness: np.ndarray) -> list[dict]:
         rows, cols = np.nonzero(own)
         ellipse = 4 * np.pi * np.sqrt(np.linalg.det(np.cov(np.vstack([rows, cols]))))
         if area > 0.8 * ellipse:
-            found.append(_described(own, sl, darkness, 1.0, crossings=0))
+            found.append(_described(Nucleus, own, sl, darkness, 1.0, crossings=0))
     return found
 
 
-def _not_in_gaps(local: np.ndarray, thin: np.ndarray, half: float) -> np.ndarray:
+def _not_in_gaps(local: np.ndarray, thin: np.ndarray, half: float, cfg: CountConfig) -> np.ndarray:
     """Where the picture curves down like a chromosome rather than up like a gap between two.
 
     A fluorescent chromosome's glow fills the narrow gaps of a dense spread above any threshold
     that keeps its faint chromosomes. Across a chromosome the stain peaks (the Laplacian of
     Gaussian is negative there, whatever its bands and centromere do along it); across a gap
-    it dips (positive). GLOW_SIGMA and GLOW_CUT were chosen on synthetic DAPI pictures."""
+    it dips (positive). ``glow_sigma`` and ``glow_cut`` were chosen on synthetic DAPI pictures."""
     if not thin.any():
         return np.ones(local.shape, bool)
-    curving = -ndi.gaussian_laplace(local, GLOW_SIGMA * half)
-    return curving > GLOW_CUT * float(np.percentile(curving[thin], 90))
+    curving = -ndi.gaussian_laplace(local, cfg.glow_sigma * half)
+    return curving > cfg.glow_cut * float(np.percentile(curving[thin], 90))
 
 
 def _half_width(mask: np.ndarray) -> float | None:
@@ -451,7 +359,7 @@ def _foreground(darkness: np.ndarray) -> np.ndarray:
 
 
 def _split(
-    dist: np.ndarray, own: np.ndarray, half: float, unit: float
+    dist: np.ndarray, own: np.ndarray, half: float, unit: float, cfg: CountConfig
 ) -> list[tuple[float, float]]:
     """Centres of the chromosomes in one cluster: watershed on the distance transform from its
     distinct maxima (plateaux lower than half a chromosome width count once)."""
@@ -459,7 +367,7 @@ def _split(
     from skimage.segmentation import watershed
 
     smooth = ndi.gaussian_filter(dist, 1.0)
-    peaks = h_maxima(smooth, SPLIT_H * half) & own
+    peaks = h_maxima(smooth, cfg.split_h * half) & own
     markers, n = ndi.label(peaks)
     if n <= 1:
         return [_centre(own, 0, 0)]
@@ -477,16 +385,20 @@ def _centre(own: np.ndarray, r0: int, c0: int) -> tuple[float, float]:
     return (float(r.mean()) + r0, float(c.mean()) + c0)
 
 
-def _described(own: np.ndarray, sl, local: np.ndarray, typical: float, crossings: int) -> dict:
-    """A nucleus or piece of debris as `Counted` lists it: where it lies, its size, how many
+def _darkness_of(own: np.ndarray, sl, local: np.ndarray, typical: float) -> float:
+    """How dark an object is against the chromosomes' typical darkness."""
+    return float(np.percentile(local[sl][own], 90)) / max(typical, 1e-6)
+
+
+def _described(kind, own: np.ndarray, sl, local: np.ndarray, typical: float, crossings: int):
+    """A nucleus or piece of debris (``kind``): where it lies, its size, how many places
     chromosomes leave it, and how dark it is against the chromosomes' typical darkness."""
-    dark = float(np.percentile(local[sl][own], 90)) / max(typical, 1e-6)
-    return dict(
-        center=_centre(own, sl[0].start, sl[1].start),
+    return kind(
+        centre=_centre(own, sl[0].start, sl[1].start),
         area=int(own.sum()),
-        box=[sl[0].start, sl[1].start, sl[0].stop - 1, sl[1].stop - 1],
+        box=(sl[0].start, sl[1].start, sl[0].stop, sl[1].stop),
         crossings=int(crossings),
-        darkness=round(dark, 2),
+        darkness=round(_darkness_of(own, sl, local, typical), 2),
     )
 
 
@@ -499,19 +411,17 @@ def _elongation(own: np.ndarray) -> float:
     return float(np.sqrt(large / max(small, 1e-6)))
 
 
-def _apart(objects: list[dict]) -> tuple[list[dict], list[dict]]:
-    """(kept, strays): a stray's second-nearest neighbour (box centres) is more than STRAY
+def _apart(objects: list[Chromosome], stray: float) -> tuple[list, list]:
+    """(kept, strays): a stray's second-nearest neighbour (box centres) is more than ``stray``
     times the median nearest-neighbour distance away. Chosen on synthetic pictures, where
     background particles lie anywhere in the field."""
     if len(objects) <= 5:
         return objects, []
     from scipy.spatial import cKDTree
 
-    middles = np.array(
-        [((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in (o["box"] for o in objects)]
-    )
+    middles = np.array([((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in (o.box for o in objects)])
     dist = cKDTree(middles).query(middles, k=3)[0]
-    apart = dist[:, 2] > STRAY * float(np.median(dist[:, 1]))
+    apart = dist[:, 2] > stray * float(np.median(dist[:, 1]))
     return [o for o, a in zip(objects, apart) if not a], [o for o, a in zip(objects, apart) if a]
 
 
@@ -538,38 +448,3 @@ def _spreads(centres: np.ndarray, half: float) -> list[int]:
             home = min(big, key=lambda b: np.linalg.norm(centres[idx].mean(0) - middles[b]))
             sizes[home] += len(idx)
     return sorted(sizes.values(), reverse=True)
-
-
-# ---- overlay --------------------------------------------------------------------------------
-def write_overlay(image: np.ndarray, counted: Counted, target: Path) -> Path:
-    """The picture with chromosome boxes numbered (green), nuclei (blue), debris (red) and
-    stray objects left uncounted (orange)."""
-    from PIL import Image, ImageDraw
-
-    base = Image.fromarray((image * 255).astype(np.uint8)).convert("RGB")
-    draw = ImageDraw.Draw(base)
-    n = 0
-    for chrom in counted.chromosomes:
-        r0, c0, r1, c1 = chrom["box"]
-        draw.rectangle((c0, r0, c1, r1), outline=(0, 200, 0))
-        n += chrom["pieces"]
-        draw.text((c1 + 2, r0), str(n), fill=(0, 160, 0))
-    for chrom in counted.strays:  # not counted
-        r0, c0, r1, c1 = chrom["box"]
-        draw.rectangle((c0, r0, c1, r1), outline=(240, 150, 0))
-    for obj, colour in [(o, (40, 90, 255)) for o in counted.nuclei] + [
-        (o, (230, 30, 30)) for o in counted.debris_objects
-    ]:
-        r0, c0, r1, c1 = obj["box"]
-        draw.ellipse((c0, r0, c1, r1), outline=colour, width=3)
-    draw.rectangle((0, 0, base.width, 16), fill=(0, 0, 0))
-    draw.text(
-        (4, 2),
-        f"{counted.chromosome_count} chromosomes, {counted.spread_count} spread(s): {counted.reason}",
-        fill=(255, 255, 255),
-    )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp.png")
-    base.save(tmp)
-    tmp.replace(target)
-    return target

@@ -1,0 +1,203 @@
+"""``metasift classify``: keep or reject pictures with a model, say why, and set the count
+beside each decision. `classify_job` is the whole job, callable from Python (the demo does)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ._common import add_scheduler, list_inputs_or_fail, progress
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser(
+        "classify",
+        help="keep or reject pictures, and say why",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Classify pictures (files, folders searched recursively, globs) "
+        "with a model folder (default: the bundled model). Originals are only read. "
+        "Exit code 0: all classified; 1: some could not be read (their rows say why); "
+        "2: usage error.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument(
+        "--out", type=Path, required=True, metavar="RESULTS", help="results .csv or .json"
+    )
+    p.add_argument("--model", type=Path, metavar="MODEL_DIR", help="default: the bundled model")
+    p.add_argument(
+        "--backend", default="onnx", choices=("onnx", "torch"), help="torch needs the [train] extra"
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep rows of RESULTS whose picture is unchanged; classify the rest",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing RESULTS file")
+    p.add_argument(
+        "--sort-into",
+        type=Path,
+        metavar="DIR",
+        help="copy pictures into DIR/keep/ and DIR/reject/<reason>/ (never overwrites)",
+    )
+    p.add_argument(
+        "--link", action="store_true", help="with --sort-into: hard links instead of copies"
+    )
+    p.add_argument(
+        "--explain", type=Path, metavar="DIR", help="heat map PNG for each rejected picture"
+    )
+    p.add_argument("--report", type=Path, metavar="HTML", help="self-contained review page")
+    p.add_argument(
+        "--threshold", type=float, help="on p_reject (unset: the model's thresholds.json)"
+    )
+    p.add_argument(
+        "--min-chromosomes", type=int, default=40, help="the count's too_few: fewer than this"
+    )
+    p.add_argument(
+        "--no-count",
+        action="store_true",
+        help="skip the chromosome count and its verdicts (faster)",
+    )
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="decoding workers: threads, or processes when counting (0: all cores)",
+    )
+    p.add_argument("--threads", type=int, default=0, help="inference threads (0: all cores)")
+    add_scheduler(p)
+    p.set_defaults(handler=_classify)
+
+
+def _classify(args) -> int:
+    return classify_job(
+        args.inputs,
+        args.out,
+        model=args.model,
+        backend=args.backend,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        sort_into=args.sort_into,
+        link=args.link,
+        explain=args.explain,
+        report=args.report,
+        threshold=args.threshold,
+        count=not args.no_count,
+        min_chromosomes=args.min_chromosomes,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        threads=args.threads,
+        scheduler=args.scheduler,
+    )
+
+
+def classify_job(
+    inputs,
+    out: Path,
+    *,
+    model: Path | None = None,
+    backend: str = "onnx",
+    resume: bool = False,
+    overwrite: bool = False,
+    sort_into: Path | None = None,
+    link: bool = False,
+    explain: Path | None = None,
+    report: Path | None = None,
+    threshold: float | None = None,
+    count: bool = True,
+    min_chromosomes: int = 40,
+    batch_size: int = 16,
+    workers: int = 0,
+    threads: int = 0,
+    scheduler: str | None = None,
+) -> int:
+    """Classify ``inputs`` into the results file ``out``; the exit code of ``metasift
+    classify`` (0: all classified, 1: some could not be read)."""
+    from ..classify import Classifier
+    from ..classify import sort_into as sort_copy
+    from ..count import CountConfig
+    from ..pipeline import Ledger, columns, run, still_valid
+
+    out = Path(out)
+    if out.suffix.lower() not in (".csv", ".json"):
+        raise ValueError(f"--out {out}: the results file must end in .csv or .json")
+    clf = Classifier(model, backend=backend, threads=threads or None)
+    if threshold is not None:
+        if not 0 <= threshold <= 1:
+            raise ValueError("--threshold must be between 0 and 1")
+        clf.threshold = threshold
+    files = list_inputs_or_fail(inputs, "classify")
+    steps = ("classify", "count") if count else ("classify",)
+    with Ledger(out, columns(steps, clf.classes), resume=resume, overwrite=overwrite) as ledger:
+        known = still_valid(ledger.previous_rows(), clf.name) if resume else {}
+        print(
+            f"classifying {len(files)} pictures with {clf.name} ({clf.backend})"
+            + (f", {len(known)} already done" if known else "")
+            + (f" on {scheduler}" if scheduler else "")
+        )
+        explained = {}
+        start = time.perf_counter()
+        results = run(
+            files,
+            steps,
+            classifier=clf,
+            count_config=CountConfig(min_chromosomes=min_chromosomes) if count else None,
+            known=known,
+            workers=workers,
+            batch_size=batch_size,
+            scheduler=scheduler,
+        )
+        for n, result in enumerate(results, 1):
+            row = result.row()
+            ledger.add(row)
+            if sort_into:
+                sort_copy(row, sort_into, link=link)
+            if explain and row["decision"] == "reject":
+                from ..explain import write_explanation
+
+                name = f"{n:06d}_{Path(row['path']).stem}"
+                explained[row["path"]] = write_explanation(row["path"], clf, row, explain, name)
+            progress(n, len(files), start)
+        took = time.perf_counter() - start
+        rows = list(ledger.rows())
+    summary = summarise(rows, took)
+    print(("\n" if len(files) >= 50 else "") + summary)
+    for row in rows:
+        if row["decision"] == "error":
+            print(f"  error: {row['error']}")
+        elif row.get("agreement") == "no count":  # classified, but the count failed
+            print(f"  not counted: {row['path']}: {row['count_reason']}")
+    print(f"results: {out}")
+    if report:
+        from ..report import write_report
+
+        write_report(
+            rows,
+            report,
+            title=f"metasift: {len(rows)} pictures",
+            summary=summary,
+            explanations=explained,
+        )
+        print(f"report: {report}")
+    return 1 if any(r["decision"] == "error" for r in rows) else 0
+
+
+def summarise(rows, seconds: float) -> str:
+    kept = sum(r["decision"] == "keep" for r in rows)
+    errors = sum(r["decision"] == "error" for r in rows)
+    reasons: dict[str, int] = {}
+    for r in rows:
+        if r["decision"] == "reject":
+            key = (r.get("reasons") or "unspecified").split(";")[0]
+            reasons[key] = reasons.get(key, 0) + 1
+    rejected = sum(reasons.values())
+    by = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
+    uncounted = sum(r.get("agreement") == "no count" for r in rows)
+    return (
+        f"{len(rows)} pictures: {kept} kept, {rejected} rejected"
+        + (f" ({by})" if by else "")
+        + f", {errors} could not be read"
+        + (f", {uncounted} classified but not counted" if uncounted else "")
+        + f"; {len(rows) / max(seconds, 1e-9):.1f} images/s"
+    )
