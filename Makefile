@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   core install (no PyTorch), then the demonstration on a synthetic slide
-#   make test   everything (training extras and test tools), then the test suite
+#   make test   everything (training, cluster and test extras), then the test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -16,7 +16,7 @@ $(VENV)/.core: $(BIN)/python pyproject.toml constraints.txt
 	touch $@
 
 $(VENV)/.all: $(VENV)/.core
-	$(PIP) --editable '.[train,dev]'
+	$(PIP) --editable '.[train,cluster,dev]'
 	touch $@
 
 demo: $(VENV)/.core
