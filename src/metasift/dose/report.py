@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import __version__
 from ..atomic import write_bytes, write_text
-from .estimate import COLUMNS
+from .estimate import COLUMNS, _chi2
 from .fit import Curve
 
 
@@ -56,7 +56,6 @@ def plot_png(
     """The curve, its confidence band (Merkle's, at ``confidence``), the calibration yields
     (+-1.96 standard errors) and each case's yield with its dose interval, as PNG bytes."""
     from matplotlib.figure import Figure
-    from scipy.stats import chi2
 
     rows = [r for r in rows or [] if "" not in (r["dose"], r["dose_lower"], r["dose_upper"])]
     top = max(
@@ -69,7 +68,7 @@ def plot_png(
     )
     d = np.linspace(0, top * 1.05 + 1e-9, 300)
     y = curve.yield_at(d, g)
-    r = math.sqrt(chi2.ppf(confidence, len(curve.coef)))
+    r = math.sqrt(_chi2(confidence, len(curve.coef)))
     se = curve.yield_se(d, g)
     fig = Figure(figsize=(7.5, 5), dpi=110)
     ax = fig.add_subplot()
