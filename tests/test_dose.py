@@ -432,3 +432,62 @@ def test_bad_options_are_usage_errors(curve, tmp_path, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert main([*base, "--hours", "3"]) == 2
+
+
+def test_methods_that_need_a_distribution_say_so(curve):
+    aggregated = Sample("nx", 300, 60, None, 2)
+    for method in ("dolphin", "mixed"):
+        row = estimate(aggregated, curve, EstimateConfig(method))
+        assert row["dose"] == "" and "needs the distribution C0..Ck" in row["note"]
+    assert estimate(aggregated, curve, EstimateConfig("delta"))["dose"] > 0
+
+
+def test_mixed_poisson_on_a_whole_body_case_does_not_fail(curve):
+    rng = np.random.default_rng(3)
+    counts = np.bincount(rng.poisson(float(curve.yield_at(3.0)), 500))
+    case = Sample(
+        "uniform",
+        500,
+        int((counts * np.arange(len(counts))).sum()),
+        tuple(int(c) for c in counts),
+        2,
+    )
+    row = estimate(case, curve, EstimateConfig("mixed"))
+    assert float(curve.yield_at(row["dose"])) == pytest.approx(row["yield"])
+    assert row["yield_lower"] == "" or row["dose_lower"] <= row["dose"] <= row["dose_upper"]
+
+
+def test_no_background_data_no_limits(tmp_path):
+    (tmp_path / "cal.csv").write_text("D,N,X\n0.5,2000,55\n1,1000,100\n2,300,100\n3,200,110\n")
+    c = fit_curve(read_calibration(tmp_path / "cal.csv"))
+    assert c.background is None
+    row = estimate(Sample("x", 200, 30, None, 2), c)
+    assert row["decision_threshold"] == "" and row["dose"] > 0
+
+
+def test_cli_protracted_exposure_and_scorer(curve, tmp_path, capsys):
+    save_curve(curve, tmp_path / "c.json")
+    out = tmp_path / "e.csv"
+    argv = [
+        "estimate",
+        str(CASES),
+        "--curve",
+        str(tmp_path / "c.json"),
+        "--out",
+        str(out),
+        "--exposure",
+        "protracted",
+        "--hours",
+        "4",
+        "--sensitivity",
+        "180/200",
+        "--false-positives",
+        "3/1000",
+        "--plot",
+        str(tmp_path / "p.png"),
+    ]
+    assert main(argv) == 0
+    text = out.read_text()
+    assert "protracted 4 h (G = 0.5677)" in text and "sensitivity 180/200" in text
+    assert (tmp_path / "p.png").exists() and (tmp_path / "e.html").exists()
+    assert main([]) == 2  # `metasift dose` without a step prints its help
