@@ -320,7 +320,9 @@ def _whole_body(
 ) -> None:
     g, y_obs = cfg.g, sample.yield_
     di = sample.dispersion_index
-    overdispersed = not math.isnan(di) and di > 1 and cfg.widening != "none"
+    # the delta method always takes var/N when overdispersed (as Biodose Tools); Merkle's
+    # bounds only when widened
+    overdispersed = not math.isnan(di) and di > 1 and (delta or cfg.widening != "none")
     var_count = (di if overdispersed else 1.0) * y_obs / sample.cells
     y, v_count, v_scoring = _correct(y_obs, var_count, cfg.scorer)
     row["yield"] = y
