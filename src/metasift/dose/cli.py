@@ -222,8 +222,10 @@ def _fit(args) -> int:
         for i, (n, v) in enumerate(zip(curve.names, curve.coef))
     )
     print(f"{curve.model}, {curve.family}: {names}; log-likelihood {curve.loglik:.2f}")
+    warned = {str(w.message) for w in caught}
     for note in curve.warnings:
-        print(f"note: {note}", file=sys.stderr)
+        if note not in warned:
+            print(f"note: {note}", file=sys.stderr)
     print(f"wrote {args.out}, {plot}, {report}")
     return 0
 

@@ -58,7 +58,16 @@ class Curve:
 
     @property
     def aic(self) -> float:
-        return 2 * len(self.coef) + (1 if self.theta is not None else 0) * 2 - 2 * self.loglik
+        parameters = len(self.coef) + (self.theta is not None)  # theta counts for negbin
+        return 2 * parameters - 2 * self.loglik
+
+    @property
+    def loglik_basis(self) -> str:
+        """What the log-likelihood counts: the per-dose totals X_i (Poisson, quasi-Poisson; the
+        IAEA's -35.71), or each cell (negative binomial with distributions)."""
+        if self.family == "negbin" and all(p.get("counts") for p in self.points):
+            return "cells"
+        return "per-dose totals"
 
     @property
     def dose_range(self) -> tuple[float, float]:
@@ -121,6 +130,7 @@ class Curve:
             "dispersion": float(self.dispersion),
             "theta": self.theta,
             "loglik": float(self.loglik),
+            "loglik_basis": self.loglik_basis,
             "aic": float(self.aic),
             "warnings": list(self.warnings),
             "source": self.source,
