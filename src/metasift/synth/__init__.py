@@ -20,7 +20,7 @@ formation), ``_dataset`` (data sets on disk).
 """
 
 from ..criteria import CLASSES, MIN_CHROMOSOMES
-from ._config import STAINS, SynthConfig
+from ._config import STAINS, STYLES, SynthConfig
 from ._dataset import (
     FORMATS,
     LABEL_COLUMNS,
@@ -32,7 +32,7 @@ from ._dataset import (
     write_json,
 )
 from ._karyotype import KARYOTYPE
-from ._scene import generate, reasons_for
+from ._scene import generate, generate_with_masks, reasons_for
 
 __all__ = [
     "CLASSES",
@@ -41,8 +41,10 @@ __all__ = [
     "LABEL_COLUMNS",
     "MIN_CHROMOSOMES",
     "STAINS",
+    "STYLES",
     "SynthConfig",
     "generate",
+    "generate_with_masks",
     "image_seed",
     "plan_labels",
     "reasons_for",

@@ -17,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..annotations import write_masks
 from ..atomic import atomic_path, atomic_write, write_bytes, write_text
 from ..criteria import CLASSES
 from ._config import SynthConfig
-from ._scene import generate
+from ._scene import generate, generate_with_masks
 
-FORMATS = ("png", "tif")
+FORMATS = ("png", "tif", "jpg")
 LABEL_COLUMNS = (
     "path", "label", "reasons", "chromosome_count", "spread_count", "dicentric_count",
     "ring_count", "fragment_count", "debris_overlap_count", "nuclei_count", "seed", "stain",
@@ -61,9 +62,15 @@ def to_stored(image: np.ndarray, bits: int) -> np.ndarray:
     return np.round(np.clip(image, 0, 1) * top).astype(np.uint8 if bits == 8 else np.uint16)
 
 
-def save_image(path: Path, stored: np.ndarray, fmt: str) -> None:
-    """Write ``stored`` to ``path`` atomically."""
-    if fmt == "tif":
+def save_image(path: Path, stored: np.ndarray, fmt: str, *, quality: int = 92) -> None:
+    """Write ``stored`` to ``path`` atomically (JPEG: 8-bit, at ``quality``)."""
+    if fmt == "jpg":
+        import imagecodecs
+
+        if stored.dtype != np.uint8:
+            raise ValueError("JPEG holds 8-bit pictures only: use --bits 8 or another format")
+        write_bytes(path, imagecodecs.jpeg8_encode(stored, level=quality))
+    elif fmt == "tif":
         import tifffile
 
         with atomic_path(path) as tmp:
@@ -86,10 +93,14 @@ def write_json(path: Path, data) -> None:
 
 def _write_one(job) -> dict:
     index, label, seed, config, out_dir, fmt, bits = job
-    image, ann = generate(label, seed, config)
     name = f"{index:06d}"
     rel = f"{label}/{name}.{fmt}"
-    save_image(out_dir / rel, to_stored(image, bits), fmt)
+    if config.masks:
+        image, ann, instances, classes = generate_with_masks(label, seed, config)
+        write_masks(out_dir / "masks" / f"{name}.tif", instances, classes)
+    else:
+        image, ann = generate(label, seed, config)
+    save_image(out_dir / rel, to_stored(image, bits), fmt, quality=config.jpeg_quality)
     write_json(out_dir / "annotations" / f"{name}.json", dict(id=name, path=rel, **ann))
     row = {k: ann[k] for k in LABEL_COLUMNS if k in ann}
     row.update(
@@ -115,13 +126,16 @@ def write_dataset(
     workers: int | None = None,
 ) -> list[dict]:
     """Write ``n`` pictures as ``out_dir/<class>/<id>.<fmt>`` with ``labels.csv``,
-    ``annotations/<id>.json`` and ``synth.json``. Same seed and settings, same bytes.
+    ``annotations/<id>.json``, ``masks/<id>.tif`` when ``config.masks`` (see
+    ``metasift.annotations``) and ``synth.json``. Same seed and settings, same bytes.
     ``config`` defaults to ``SynthConfig()``."""
     config = SynthConfig() if config is None else config
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, not {fmt!r}")
     if bits not in (8, 16):
         raise ValueError(f"bit depth must be 8 or 16, not {bits}")
+    if fmt == "jpg" and bits != 8:
+        raise ValueError("JPEG holds 8-bit pictures only: use bits=8 or another format")
     if n < 1:
         raise ValueError(f"the number of pictures must be at least 1, not {n}")
     out_dir = Path(out_dir)
@@ -130,7 +144,8 @@ def write_dataset(
             f"{out_dir} is not empty; metasift never overwrites files: choose a new folder"
         )
     labels = plan_labels(n, seed, classes, weights)
-    for sub in [*sorted(set(labels)), "annotations"]:
+    extra = ["annotations", "masks"] if config.masks else ["annotations"]
+    for sub in [*sorted(set(labels)), *extra]:
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
     jobs = [
         (i, lab, image_seed(seed, i), config, out_dir, fmt, bits) for i, lab in enumerate(labels)

@@ -76,11 +76,15 @@ def ring_cuts(rng, name: str, length1: float):
     return q_cut - p_cut, ci * total - p_cut, total - (q_cut - p_cut)
 
 
-def density(rr, cc, line, centromeres, name, *, width, sister_gap, band_contrast, ring, closed):
+def density(
+    rr, cc, line, centromeres, name, *, width, sister_gap, band_contrast, ring, closed, splay=0.0
+):
     """A chromosome's density in [0, 1] over the pixel grid ``rr, cc``; and its length.
 
-    Two chromatids, ``sister_gap`` (0-1) apart, pinched at each centromere (positions along the
-    line), and the type's band pattern at ``band_contrast``.
+    Two chromatids, ``sister_gap`` (0-1; up to 2 in colcemid-arrested cells) apart, pinched at
+    each centromere (positions along the line), and the type's band pattern at
+    ``band_contrast``. ``splay`` > 0 opens the chromatids towards the arm ends (the X shape of
+    a colcemid-arrested chromosome held only at its centromere).
     """
     half = width / 2
     s, across, beyond = project(rr, cc, line.astype(np.float32), closed)
@@ -93,6 +97,9 @@ def density(rr, cc, line, centromeres, name, *, width, sister_gap, band_contrast
     radius = half * (0.62 - 0.1 * sister_gap) * (1 - 0.3 * pinch)
     if ring:
         offset, radius = offset * 0.3, radius * 0.8
+    if splay > 0 and centromeres:
+        to_centromere = np.min([np.abs(s - cen) for cen in centromeres], axis=0)
+        offset = offset * (1 + splay * np.minimum(to_centromere / (0.35 * total + 1e-3), 1))
     dens = np.zeros_like(s)
     for sign in (-1.0, 1.0):
         dist = np.sqrt(beyond**2 + (across - sign * offset) ** 2)

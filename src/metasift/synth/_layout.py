@@ -20,6 +20,9 @@ class SpreadPlanner:
     def __init__(self, rng, label: str, shape: tuple[int, int], chr1: float):
         self.rng, self.label, self.shape, self.chr1 = rng, label, shape, chr1
         self.layout = "single"  # how spreads lie: single, intermingled, side_by_side, apart
+        self.spacing = (1.3, 2.3)  # mean gap between chromosomes, in mean chromosome lengths
+        self.min_gap = 0.45  # closest two chromosomes usually lie, in chromosome-1 lengths
+        self.inside = 1.05  # spread radii kept inside the frame (< 1: the edge cuts a few)
 
     def n_final(self) -> int:
         """Chromosomes left in the (first) spread, by class; hard cases at the 40 boundary."""
@@ -52,12 +55,12 @@ class SpreadPlanner:
 
     def spread_radius(self, n: int) -> float:
         mean_len = self.chr1 * 0.55
-        spacing = mean_len * self.rng.uniform(1.3, 2.3)  # compact to loosely scattered
+        spacing = mean_len * self.rng.uniform(*self.spacing)  # compact to loosely scattered
         return float(np.sqrt(n * spacing**2 / np.pi))
 
     def center_inside(self, radius: float) -> tuple[float, float]:
         h, w = self.shape
-        mr, mc = min(radius * 1.05, h / 2 - 1), min(radius * 1.05, w / 2 - 1)
+        mr, mc = min(radius * self.inside, h / 2 - 1), min(radius * self.inside, w / 2 - 1)
         return float(self.rng.uniform(mr, h - mr)), float(self.rng.uniform(mc, w - mc))
 
     def neighbour_center(self, first: dict, radius: float) -> tuple[float, float]:
@@ -83,7 +86,7 @@ class SpreadPlanner:
         rng = self.rng
         aspect, theta = rng.uniform(0.65, 1.0), rng.uniform(0, np.pi)
         rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
-        min_gap = self.chr1 * 0.45
+        min_gap = self.chr1 * self.min_gap
         chosen = np.empty((0, 2))
         while len(chosen) < n:
             u, phi = rng.random(64), rng.uniform(0, 2 * np.pi, 64)

@@ -13,12 +13,13 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.special import expit
 
+from ..annotations import CENTROMERE, CHROMOSOME, DEBRIS, NUCLEUS
 from ..criteria import CLASSES, verdicts
 from ._config import SynthConfig
 from ._karyotype import CELL, LONGEST, TYPE, centerline, density, dicentric_cuts, ring_cuts
 from ._layout import SpreadPlanner
-from ._optics import render
-from ._shapes import Blob, Fibre, Nucleus, point_at
+from ._optics import burn_label, jpeg_history, render, render_dca
+from ._shapes import Blob, Bodies, Fibre, Nucleus, Refractile, point_at
 
 
 def generate(label: str, seed: int, config: SynthConfig | None = None):
@@ -28,6 +29,17 @@ def generate(label: str, seed: int, config: SynthConfig | None = None):
     if label not in CLASSES:
         raise ValueError(f"label must be one of {CLASSES}, not {label!r}")
     return _Scene(label, seed, config).build()
+
+
+def generate_with_masks(label: str, seed: int, config: SynthConfig | None = None):
+    """``generate``'s picture and annotation, and its instance labels and class map (as
+    ``metasift.annotations`` defines them): (image, annotation, instances, classes)."""
+    config = SynthConfig() if config is None else config
+    if label not in CLASSES:
+        raise ValueError(f"label must be one of {CLASSES}, not {label!r}")
+    scene = _Scene(label, seed, config)
+    image, annotation = scene.build()
+    return (image, annotation, *scene.masks())
 
 
 class _Scene:
@@ -46,8 +58,36 @@ class _Scene:
         self.owner = np.full(self.shape, -1, np.int16)  # chromosome index covering each pixel
         self.chromosomes, self.fragments, self.spreads = [], [], []
         self.nuclei, self.debris = [], []
+        self.kind_map = np.zeros(self.shape, np.uint8)  # nucleus / debris under the chromosomes
 
     def build(self):
+        rng = self.rng
+        if self.cfg.style == "dca":
+            self._dca_look()
+        else:
+            self._legacy_look()
+        for spread_id, plan in enumerate(self.planner.spreads()):
+            self._add_spread(spread_id, **plan)
+        self._draw_halo()
+        self._add_nuclei()
+        self._add_background_debris()
+        if self.cfg.style == "dca":
+            self._add_slide_artefacts()
+        if self.label == "debris":
+            self._add_overlapping_debris()
+        od = self.od_chrom + self.od_other
+        if self.cfg.style == "legacy":
+            return render(od, self.cfg.stain, rng), self._annotation()
+        image = render_dca(od, self.cfg.stain, rng, randomise=self.cfg.randomise)
+        if self.cfg.stain != "dapi" and rng.random() < 0.5:
+            burn_label(image, rng, self._cover(4) == 0)
+        if rng.random() < (0.6 if self.cfg.randomise else 0.4):
+            low = 50 if self.cfg.randomise else 75
+            image = jpeg_history(image, int(rng.integers(low, 96)))
+        return image, self._annotation()
+
+    def _legacy_look(self):
+        """The draws of the pictures the bundled model was trained on (unchanged)."""
         rng, side = self.rng, min(self.shape)
         # length of chromosome 1 in pixels: real Giemsa frames measure ~4-8% of the short side;
         # fluorescence karyotyping frames are taken at higher magnification (~7-12%)
@@ -58,17 +98,28 @@ class _Scene:
         self.od_peak = rng.uniform(0.6, 1.1)
         self.band_contrast = rng.uniform(0.05, 0.3)
         self.sister_gap = rng.uniform(0.0, 1.0)  # how visibly the two chromatids separate
-
+        self.splay = 0.0
         self.planner = SpreadPlanner(rng, self.label, self.shape, self.chr1)
-        for spread_id, plan in enumerate(self.planner.spreads()):
-            self._add_spread(spread_id, **plan)
-        self._draw_halo()
-        self._add_nuclei()
-        self._add_background_debris()
-        if self.label == "debris":
-            self._add_overlapping_debris()
-        image = render(self.od_chrom + self.od_other, self.cfg.stain, rng)
-        return image, self._annotation()
+
+    def _dca_look(self):
+        """Real DCA pictures (issue 20): mostly colcemid-arrested chromosomes, short and wide
+        with their sister chromatids apart and splayed into an X, down to long prometaphase
+        ones; solid Giemsa (faint bands); dense DAPI spreads whose chromosomes touch."""
+        rng, side = self.rng, min(self.shape)
+        dapi = self.cfg.stain == "dapi"
+        zoom = (0.06, 0.1) if dapi else (0.04, 0.08)
+        scale = rng.uniform(0.75, 1.3) if self.cfg.randomise else 1.0
+        self.condensed = float(rng.beta(2.5, 1.2))  # 1: colcemid-arrested; 0: prometaphase
+        self.chr1 = side * rng.uniform(*zoom) * scale * (1.15 - 0.25 * self.condensed)
+        self.width_px = max(3.0, self.chr1 * (0.17 + 0.13 * self.condensed))
+        self.od_peak = rng.uniform(0.7, 1.2) if dapi else rng.uniform(1.1, 2.0)
+        self.band_contrast = rng.uniform(0.0, 0.25 if dapi else 0.12)
+        self.sister_gap = rng.uniform(0.2, 0.6) + 1.0 * self.condensed * rng.uniform(0.3, 1.0)
+        self.splay = self.condensed * rng.uniform(0.2, 0.9)
+        self.planner = SpreadPlanner(rng, self.label, self.shape, self.chr1)
+        self.planner.spacing = (0.85, 1.5) if dapi else (1.1, 2.1)
+        self.planner.min_gap = 0.3 if dapi else 0.4
+        self.planner.inside = 0.85  # a few chromosomes of a spread cut by the frame edge
 
     # ---- chromosomes ----------------------------------------------------------------------
     def _add_spread(self, spread_id, *, n_final, scale, radius, center):
@@ -162,11 +213,14 @@ class _Scene:
             band_contrast=self.band_contrast,
             ring=kind == "ring",
             closed=closed,
+            splay=self.splay,
         )
         od = (self.od_peak * dens).astype(np.float32)
         self.od_chrom[r0:r1, c0:c1] += od
         index = len(self.chromosomes) + len(self.fragments)
         mask = dens > 0.3
+        if self.cfg.style == "dca":  # the gap between splayed chromatids is the chromosome's
+            mask = ndi.binary_closing(mask, np.ones((3, 3), bool), iterations=2) | mask
         self.owner[r0:r1, c0:c1][mask] = index
         rows, cols = np.nonzero(mask)
         box = (
@@ -223,9 +277,14 @@ class _Scene:
     def _add_nuclei(self):
         """Interphase nuclei: never over chromosomes here (that is the debris class's job)."""
         rng = self.rng
-        n = int(
-            rng.choice([0, 1, 2, 3, 4, 5, 6, 8], p=[0.08, 0.12, 0.18, 0.18, 0.16, 0.12, 0.1, 0.06])
-        )
+        if self.cfg.style == "dca":  # issue 20: 2.6 +- 2.8 per real Giemsa picture
+            n = int(rng.choice(9, p=[0.2, 0.2, 0.17, 0.13, 0.1, 0.08, 0.06, 0.04, 0.02]))
+        else:
+            n = int(
+                rng.choice(
+                    [0, 1, 2, 3, 4, 5, 6, 8], p=[0.08, 0.12, 0.18, 0.18, 0.16, 0.12, 0.1, 0.06]
+                )
+            )
         cover = self._cover(2)
         radius_mean = self._nucleus_radius()
         touching = self.label != "mixed" and rng.random() < 0.25  # hard case for "available"
@@ -243,6 +302,8 @@ class _Scene:
         """Measured on the real sets: ~1.5 x chromosome 1 in Giemsa frames, ~0.9 x in the
         higher-magnification DAPI frames."""
         low, high = (0.7, 1.2) if self.cfg.stain == "dapi" else (1.1, 1.9)
+        if self.cfg.style == "dca":  # issue 20: 11.5% of the width in real DCA Giemsa frames
+            low, high = (0.8, 1.5) if self.cfg.stain == "dapi" else (0.9, 1.6)
         return self.chr1 * self.rng.uniform(low, high)
 
     def _nucleus_touching(self, radius, cover):
@@ -278,8 +339,15 @@ class _Scene:
         return None
 
     def _paint_nucleus(self, nucleus, over=()):
-        od = nucleus.od(self.od_peak * self.rng.uniform(0.35, 0.65), self.shape)
+        if self.cfg.style == "dca":
+            if nucleus.look == "soft":
+                nucleus.look = "sharp"
+            low, high = (0.9, 1.3) if nucleus.look == "pyknotic" else (0.4, 0.8)
+        else:
+            low, high = 0.35, 0.65
+        od = nucleus.od(self.od_peak * self.rng.uniform(low, high), self.shape)
         self.od_other[nucleus.window] += od
+        self.kind_map[nucleus.window][nucleus.mask(self.shape)] = NUCLEUS
         self.nuclei.append(
             dict(
                 center=_r(nucleus.center),
@@ -310,6 +378,37 @@ class _Scene:
             )
             if fibre is not None:
                 self._paint_blob(fibre, "fibre", rng.uniform(0.08, 0.25) * self.od_peak)
+
+    def _add_slide_artefacts(self):
+        """What real DCA slides show beside the cells (issue 20), away from chromosomes: dark
+        compact pyknotic nuclei, clusters of small round bodies, refractile dots and rings."""
+        rng = self.rng
+        cover = self._cover(2)
+        for _ in range(int(rng.choice(4, p=[0.55, 0.25, 0.12, 0.08]))):
+            radius = self._nucleus_radius() * rng.uniform(0.25, 0.5)
+
+            def make(center, radius=radius):
+                nucleus = Nucleus(center, radius, rng)
+                nucleus.look = "pyknotic"
+                return nucleus
+
+            nucleus = self._free_spot(make, cover, tries=10)
+            if nucleus is not None:
+                self._paint_nucleus(nucleus)
+        for _ in range(int(rng.poisson(0.7))):
+            size = self.width_px * rng.uniform(0.3, 0.7)
+            parts = int(rng.integers(4, 15))
+            bodies = self._free_spot(lambda c, s=size, k=parts: Bodies(c, s, rng, k), cover, 10)
+            if bodies is not None:
+                self._paint_blob(bodies, "bodies", rng.uniform(0.6, 1.1) * self.od_peak)
+        if self.cfg.stain == "dapi":
+            return  # refractile glass does not fluoresce
+        side = min(self.shape) / 1024
+        for _ in range(int(rng.integers(0, 14))):
+            size = rng.uniform(1.2, 5.0) * side
+            dot = self._free_spot(lambda c, s=size: Refractile(c, s, rng), cover, tries=3)
+            if dot is not None:
+                self._paint_blob(dot, "refractile", -rng.uniform(0.03, 0.15))
 
     def _add_overlapping_debris(self):
         """1-3 particles, clumps or nuclei lying over chromosomes; at least one must hit."""
@@ -350,11 +449,32 @@ class _Scene:
 
     def _paint_blob(self, blob, kind, od, over=()):
         self.od_other[blob.window] += blob.od(od, self.shape)
+        self.kind_map[blob.window][blob.mask(self.shape)] = DEBRIS
         self.debris.append(
             dict(kind=kind, center=_r(blob.center), box=blob.box(), over_chromosomes=list(over))
         )
 
     # ---- ground truth ----------------------------------------------------------------------
+    def masks(self) -> tuple[np.ndarray, np.ndarray]:
+        """Instance labels (annotation id + 1; the chromosome drawn last on top where they
+        overlap) and the class map (``metasift.annotations.MASK_CLASSES``); rows x columns."""
+        instances = (self.owner.astype(np.int32) + 1).astype(np.uint16)
+        classes = self.kind_map.copy()
+        classes[self.owner >= 0] = CHROMOSOME
+        h, w = self.shape
+        for item in self.chromosomes:
+            radius = max(1.5, item["width"] * 0.3)
+            for r, c in item["centromeres"]:
+                r0, r1 = max(int(r - radius), 0), min(int(r + radius) + 2, h)
+                c0, c1 = max(int(c - radius), 0), min(int(c + radius) + 2, w)
+                if r1 <= r0 or c1 <= c0:
+                    continue
+                rr, cc = np.ogrid[r0:r1, c0:c1]
+                disc = (rr - r) ** 2 + (cc - c) ** 2 <= radius**2
+                disc &= self.owner[r0:r1, c0:c1] == item["id"]
+                classes[r0:r1, c0:c1][disc] = CENTROMERE
+        return instances, classes
+
     def _annotation(self) -> dict:
         reasons = reasons_for(self.spreads, self.nuclei, self.debris)
         return dict(

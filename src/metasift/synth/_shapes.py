@@ -66,6 +66,8 @@ class Shape:
 class Nucleus(Shape):
     """A round, textured interphase nucleus with a slightly irregular, granular rim."""
 
+    look = "soft"  # soft (legacy), sharp (granular, crisp edge) or pyknotic (dark, compact)
+
     def __init__(self, center, radius, rng):
         self.center, self.radius, self.rng = np.asarray(center, float), float(radius), rng
         self.extent = radius * 1.15
@@ -86,6 +88,8 @@ class Nucleus(Shape):
         return self._local(shape) < 1.03
 
     def od(self, peak, shape):
+        if self.look != "soft":
+            return self._local(shape, self._crisp(peak))
         rng, rho = self.rng, self.pattern()
         blotch = smooth_noise(rho.shape, max(4, self.radius / 5), rng)
         grain = ndi.gaussian_filter(rng.random(rho.shape, np.float32), 1.0)
@@ -94,6 +98,59 @@ class Nucleus(Shape):
         edge = expit((1 - rho) / 0.035)
         texture = np.clip(1 + 0.2 * blotch + 0.12 * grain, 0.2, None)
         return self._local(shape, (peak * body * edge * texture).astype(np.float32))
+
+    def _crisp(self, peak):
+        """A real DCA slide's nucleus: a crisp edge and coarse chromatin granules; a pyknotic
+        one is small, nearly uniform and very dark."""
+        rng, rho = self.rng, self.pattern()
+        if self.look == "pyknotic":
+            body = 0.85 + 0.15 * np.sqrt(np.clip(1 - rho**2, 0, 1))
+            return (peak * body * expit((1 - rho) / 0.02)).astype(np.float32)
+        blotch = smooth_noise(rho.shape, max(4, self.radius / 4), rng)
+        grain = ndi.gaussian_filter(rng.random(rho.shape, np.float32), 0.8)
+        grain = (grain - grain.mean()) / (grain.std() + 1e-6)
+        body = np.sqrt(np.clip(1 - rho**2, 0, 1)) * 0.25 + 0.75
+        edge = expit((1 - rho) / 0.012)
+        texture = np.clip(1 + 0.25 * blotch + rng.uniform(0.15, 0.35) * grain, 0.2, None)
+        return (peak * body * edge * texture).astype(np.float32)
+
+
+class Bodies(Shape):
+    """A cluster of small round dark bodies (apoptotic bodies, a broken-up nucleus)."""
+
+    def __init__(self, center, size, rng, parts):
+        self.center, self.size, self.rng = np.asarray(center, float), float(size), rng
+        self.parts = rng.normal(0, 1, (parts, 2)) * size * rng.uniform(1.5, 3.5)
+        self.radii = size * rng.uniform(0.4, 1.0, parts)
+        self.extent = float(np.max(np.abs(self.parts)) + self.radii.max() + 2)
+
+    def _shape(self, dr, dc):
+        dens = np.zeros_like(dr)
+        for (pr, pc), rad in zip(self.parts, self.radii):
+            dens = np.maximum(dens, expit((rad - np.hypot(dr - pr, dc - pc)) / 0.4))
+        return dens
+
+
+class Refractile(Shape):
+    """A refractile dot or ring: brighter than the background in bright-field, with a thin dark
+    rim (out-of-focus glass or crystal). Its pattern is signed: > 0 bright, < 0 dark."""
+
+    def __init__(self, center, size, rng):
+        self.center, self.size, self.rng = np.asarray(center, float), float(size), rng
+        self.ring = rng.random() < 0.4
+        self.extent = size * 1.6 + 2
+
+    def _shape(self, dr, dc):
+        d = np.hypot(dr, dc)
+        if self.ring:
+            bright = np.exp(-(((d - self.size) / max(1.0, self.size * 0.25)) ** 2))
+        else:
+            bright = expit((self.size - d) / 0.5)
+        rim = np.exp(-(((d - self.size * 1.3) / max(0.8, self.size * 0.15)) ** 2))
+        return (bright - 0.35 * rim).astype(np.float32)
+
+    def mask(self, shape):
+        return np.abs(self._local(shape)) > self.threshold
 
 
 class Blob(Shape):
