@@ -6,7 +6,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from metasift import io, synth
+from metasift import annotations, io, synth
 from metasift.cli import main
 
 SMALL = synth.SynthConfig(height=384, width=448)
@@ -183,3 +183,56 @@ def test_never_writes_into_a_folder_that_has_files(tmp_path, capsys):
     assert "not empty" in capsys.readouterr().err
     assert (tmp_path / "mine.tif").read_bytes() == b"lab data"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.tif"]
+
+
+DCA = synth.SynthConfig(height=384, width=448, style="dca")
+
+
+@pytest.mark.parametrize("stain", ["giemsa", "dapi"])
+def test_dca_style_keeps_every_class_rule(stain):
+    config = synth.SynthConfig(height=384, width=448, style="dca", stain=stain)
+    for label in synth.CLASSES:
+        for seed in range(3):
+            image, ann = synth.generate(label, seed, config)
+            assert image.shape == (384, 448) and 0 <= image.min() and image.max() <= 1
+            assert ann["reasons"] == ([] if label == "available" else [label])
+            assert ann["chromosome_count"] == sum(s["chromosome_count"] for s in ann["spreads"])
+
+
+def test_dca_giemsa_is_exposed_as_real_dca_cameras_store_it():
+    # issue 20: real DCA Giemsa background 0.879 +- 0.016 of full scale, chromosomes near black
+    backgrounds = [np.median(synth.generate("available", s, DCA)[0]) for s in range(4)]
+    assert 0.8 < np.mean(backgrounds) < 0.95
+
+
+def test_masks_hold_every_chromosome_and_the_class_map(tmp_path):
+    image, ann, instances, classes = synth.generate_with_masks("debris", 2, DCA)
+    assert instances.shape == classes.shape == image.shape
+    drawn = ann["chromosomes"] + ann["fragments"]
+    assert set(np.unique(instances)) - {0} == {c["id"] + 1 for c in drawn}
+    assert set(np.unique(classes)) <= set(range(len(annotations.MASK_CLASSES)))
+    assert (classes == annotations.CENTROMERE).any() and (classes == annotations.DEBRIS).any()
+    assert np.all(classes[instances > 0] >= annotations.CHROMOSOME)
+    again, again_ann = synth.generate("debris", 2, DCA)  # masks change nothing in the picture
+    assert np.array_equal(again, image) and again_ann == ann
+
+
+def test_dataset_with_masks_and_jpeg(tmp_path):
+    config = synth.SynthConfig(height=320, width=384, style="dca", masks=True, jpeg_quality=80)
+    rows = synth.write_dataset(tmp_path / "d", 4, seed=1, config=config, fmt="jpg", workers=1)
+    targets = list(annotations.read_targets(tmp_path / "d"))
+    assert len(targets) == 4
+    for row, target in zip(rows, targets):
+        assert target.image == tmp_path / "d" / row["path"] and row["path"].endswith(".jpg")
+        assert target.count >= int(row["chromosome_count"])  # fragments are instances too
+        _, info = io.read_image(target.image)
+        assert info.format == "jpeg" and (info.width, info.height) == (384, 320)
+    with pytest.raises(ValueError, match="8-bit"):
+        synth.write_dataset(tmp_path / "e", 2, config=config, fmt="jpg", bits=16)
+
+
+def test_legacy_style_stays_the_default():
+    # the bundled model was trained on these pictures: its recipe must still reproduce
+    assert synth.SynthConfig().style == "legacy"
+    with pytest.raises(ValueError, match="style"):
+        synth.SynthConfig(style="pretty")

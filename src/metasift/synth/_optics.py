@@ -1,0 +1,144 @@
+"""Image formation: optical density to the pixels a camera records.
+
+Bright-field Giemsa is ``illumination * exp(-OD)`` (Beer-Lambert), grey or in Giemsa's purple;
+fluorescence (DAPI) is a dark background plus emission proportional to the dye. Both get
+uneven staining, off-centre vignetting, the optics' blur and camera noise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ._shapes import smooth_noise
+
+
+def render(od: np.ndarray, stain: str, rng) -> np.ndarray:
+    """Pixels in [0, 1] (rows x columns, or x 3 for giemsa-color) from an OD map."""
+    shape = (h, w) = od.shape
+    uneven = np.float32(rng.uniform(0.0, 0.01))  # stain left unevenly on the slide
+    od = od.copy()  # float32 kept: the stain's unevenness is added in place
+    od += smooth_noise(shape, 160, rng) * uneven
+    light = illumination(shape, rng)
+    blur = rng.uniform(0.5, 1.6) * min(h, w) / 1024
+    if stain == "dapi":
+        image = (
+            np.float32(rng.uniform(0.02, 0.1)) * light
+            + od * np.float32(rng.uniform(0.55, 0.95)) * light
+        )
+        image = ndi.gaussian_filter(image, blur)
+        shot = np.float32(rng.uniform(0.001, 0.005)) + 0.006 * np.sqrt(np.clip(image, 0, None))
+        image += rng.standard_normal(shape, np.float32) * shot
+        return np.clip(image, 0, 1)
+    level = rng.uniform(0.3, 0.85)  # exposure: real Giemsa frames sit anywhere here
+    if stain == "giemsa":
+        absorb, tint = [1.0], [1.0]
+    else:  # purple: Giemsa absorbs green most, blue least
+        absorb = np.array([0.75, 1.0, 0.35]) * rng.uniform(0.9, 1.1, 3)
+        tint = np.array([0.95, 0.92, 1.0]) * rng.uniform(0.97, 1.03, 3)
+    noise_sd = np.float32(rng.uniform(0.001, 0.005))
+    channels = []
+    for a, t in zip(absorb, tint):
+        ch = np.exp(od * np.float32(-a)) * light
+        ch *= np.float32(level * t)
+        ch = ndi.gaussian_filter(ch, blur)
+        ch += rng.standard_normal(shape, np.float32) * (
+            noise_sd * (0.5 + np.sqrt(np.clip(ch, 0, None)))
+        )
+        channels.append(np.clip(ch, 0, 1))
+    return channels[0] if len(channels) == 1 else np.stack(channels, -1)
+
+
+def illumination(shape, rng, fall=(0.05, 0.3)) -> np.ndarray:
+    """Off-centre vignetting (``fall``: its depth at the far corner, a range) and a slight tilt,
+    as in a real bright-field frame."""
+    h, w = shape
+    r0, c0 = rng.uniform([0.2, 0.2], [0.8, 0.8]).astype(np.float32)
+    rows = np.linspace(0, 1, h, dtype=np.float32)[:, None]
+    cols = np.linspace(0, 1, w, dtype=np.float32)[None, :]
+    fall = np.float32(rng.uniform(*fall))
+    tilt_r, tilt_c = (np.float32(v) for v in rng.uniform(-0.1, 0.1, 2))
+    return (1 - fall * (rows - r0) ** 2 + tilt_r * (rows - 0.5)) + (
+        -fall * (cols - c0) ** 2 + tilt_c * (cols - 0.5)
+    )
+
+
+def render_dca(od: np.ndarray, stain: str, rng, *, randomise: bool) -> np.ndarray:
+    """Pixels in [0, 1] as real DCA cameras store them (issue 20's measurements): a bright-field
+    background at 0.86-0.90 of full scale with little vignetting, or a fluorescence background
+    at 0.01-0.06 with the dye's glow. ``randomise`` widens every range (exposure, light, blur,
+    glow, gamma, noise, colour) within what microscopes give. A negative OD is light
+    refracted towards the objective (brighter than the background)."""
+    shape = (h, w) = od.shape
+    wide = randomise
+    od = od.copy()
+    od += smooth_noise(shape, 200, rng) * np.float32(rng.uniform(0.0, 0.05 if wide else 0.02))
+    light = illumination(shape, rng, fall=(0.02, 0.35 if wide else 0.12))
+    blur = rng.uniform(0.5, 2.4 if wide else 1.3) * min(h, w) / 1024
+    gamma = rng.uniform(0.75, 1.35) if wide else 1.0
+    if stain == "dapi":
+        dye = ndi.gaussian_filter(od * np.float32(rng.uniform(0.5, 0.95)), blur)
+        # the glow of a fluorescent dye reaches across the gaps of a dense spread
+        glow = ndi.gaussian_filter(dye, blur * rng.uniform(3, 6)) * np.float32(
+            rng.uniform(0.2, 0.6)
+        )
+        back = rng.uniform(0.01, 0.12 if wide else 0.06)
+        image = (np.float32(back) + dye + glow) * light
+        shot = np.float32(rng.uniform(0.002, 0.012 if wide else 0.006)) + 0.008 * np.sqrt(
+            np.clip(image, 0, None)
+        )
+        image += rng.standard_normal(shape, np.float32) * shot
+        return np.clip(image, 0, 1) ** np.float32(gamma)
+    target = rng.uniform(0.35, 0.95) if wide else rng.uniform(0.855, 0.905)
+    level = target / float(np.median(light))
+    if stain == "giemsa":
+        absorb, tint = [1.0], [1.0]
+    else:  # purple: Giemsa absorbs green most, blue least
+        spread = 0.25 if wide else 0.1
+        absorb = np.array([0.75, 1.0, 0.35]) * rng.uniform(1 - spread, 1 + spread, 3)
+        tint = np.array([0.95, 0.92, 1.0]) * rng.uniform(0.97, 1.03, 3)
+    noise_sd = np.float32(rng.uniform(0.003, 0.02 if wide else 0.009))
+    channels = []
+    for a, t in zip(absorb, tint):
+        ch = np.exp(od * np.float32(-a)) * light
+        ch *= np.float32(level * t)
+        ch = ndi.gaussian_filter(ch, blur)
+        ch += rng.standard_normal(shape, np.float32) * noise_sd
+        channels.append(np.clip(ch, 0, 1) ** np.float32(gamma))
+    return channels[0] if len(channels) == 1 else np.stack(channels, -1)
+
+
+def burn_label(image: np.ndarray, rng, free: np.ndarray) -> None:
+    """A frame number burned into a corner, as capture software stamps it; in place. Only
+    where ``free`` (rows x columns, True where nothing annotated lies) holds the whole label."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    h, w = free.shape
+    size = max(10, int(min(h, w) * rng.uniform(0.018, 0.035)))
+    forms = [f"{rng.integers(1, 999)}", f"{rng.integers(1, 99):02d}.{rng.integers(1, 60)}"]
+    text = str(rng.choice([*forms, f"A{rng.integers(1, 9999):04d}"]))
+    font = ImageFont.load_default(size=size)
+    _, _, right, bottom = font.getbbox(text)
+    th, tw = bottom + 4, right + 4
+    corner = int(rng.integers(4))
+    r0 = 4 if corner < 2 else h - th - 4
+    c0 = 4 if corner % 2 == 0 else w - tw - 4
+    if r0 < 0 or c0 < 0 or not free[r0 : r0 + th, c0 : c0 + tw].all():
+        return
+    stamp = Image.new("L", (tw, th), 0)
+    ImageDraw.Draw(stamp).text((2, 2), text, fill=255, font=font)
+    ink = np.asarray(stamp, np.float32) / 255
+    value = np.float32(1.0 if rng.random() < 0.6 else 0.0)
+    patch = image[r0 : r0 + th, c0 : c0 + tw]
+    if patch.ndim == 3:
+        ink = ink[..., None]
+    patch[...] = patch * (1 - ink) + value * ink
+
+
+def jpeg_history(image: np.ndarray, quality: int) -> np.ndarray:
+    """The picture after a round trip through 8-bit JPEG, as capture software saved it."""
+    import imagecodecs
+
+    stored = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+    back = imagecodecs.jpeg8_decode(imagecodecs.jpeg8_encode(stored, level=int(quality)))
+    return back.astype(np.float32) / 255
