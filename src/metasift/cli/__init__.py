@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from .. import __version__
+from ..dose.cli import add_parser as add_dose_parser
 from . import classify, count, demo, info, synth, train
 
 FAMILIES = (synth, train, classify, count, info, demo)  # in the order --help lists them
@@ -26,16 +27,8 @@ def get_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for family in FAMILIES:
         family.add_parsers(sub)
-    _add_dose(sub)
+    add_dose_parser(sub)
     return parser
-
-
-def _add_dose(sub) -> None:
-    try:
-        from ..dose.cli import add_parser
-    except ImportError:  # pragma: no cover - the dose package is part of every install
-        return
-    add_parser(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
