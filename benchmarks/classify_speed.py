@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from metasift.classify import default_model_dir
+from metasift.models import default_model_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,10 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from metasift.classify import default_model_dir
 from metasift.data import discover, normalise
 from metasift.io import read_image
-from metasift.models import read_config, read_threshold
+from metasift.models import default_model_dir, read_config, read_threshold
 
 
 def inputs(folder: Path, n: int, config) -> tuple[np.ndarray, list]:

@@ -19,7 +19,7 @@ from metasift.models import ARCHS, build_model
 
 
 def throughput(arch: str, steps: int, batch: int) -> tuple[float, float]:
-    size = ARCHS[arch]["input_size"]
+    size = ARCHS[arch].input_size
     model = build_model(arch, 4, pretrained="none").to(memory_format=torch.channels_last)
     x = torch.randn(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 4, (batch,))
@@ -66,7 +66,7 @@ def main():
     for arch in args.archs:
         train_rate, infer_rate = throughput(arch, args.steps, args.batch)
         rates[arch] = train_rate
-        size = ARCHS[arch]["input_size"]
+        size = ARCHS[arch].input_size
         print(f"{arch:20s} {size:>6d} {train_rate:12.1f} {infer_rate:12.1f}")
     if "inception_v3" in rates:
         hours = 16_400 * 20 / rates["inception_v3"] / 3600

@@ -16,11 +16,11 @@ import pytest
 import tifffile
 from PIL import Image
 
-from metasift import classify, synth
+from metasift import classify, models, synth
 from metasift.cli import main
 from metasift.pipeline import Ledger
 
-MODEL = classify.default_model_dir()
+MODEL = models.default_model_dir()
 pytestmark = pytest.mark.skipif(not (MODEL / "model.onnx").is_file(), reason="no bundled model")
 
 

@@ -13,14 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .models import ModelFolderError, read_config, read_threshold
+from .models import ModelFolderError, read_config, read_threshold, resolve
 
 BACKENDS = ("onnx", "torch")
-
-
-def default_model_dir() -> Path:
-    """The model bundled with metasift (trained on synthetic pictures)."""
-    return Path(__file__).parent / "default_model"
 
 
 class Classifier:
@@ -35,8 +30,8 @@ class Classifier:
     ):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
-        self.folder = Path(folder) if folder else default_model_dir()
-        self.config = read_config(self.folder)
+        self.folder = resolve(folder)  # a folder, or a released name ("default")
+        self.config = read_config(self.folder, task="classify")
         self.classes = list(self.config["classes"])
         self.size = int(self.config["input_size"])
         self.crop = self.config.get("crop", "none") == "spread"  # models before 0.2: whole picture

@@ -124,7 +124,7 @@ def train(
         else config.device
     )
     torch.set_num_threads(os.cpu_count() or 1)
-    mean, std = ARCHS[config.arch]["mean"], ARCHS[config.arch]["std"]
+    mean, std = ARCHS[config.arch].mean, ARCHS[config.arch].std
 
     log(
         f"reading {sum(len(v) for v in dataset.splits.values())} pictures from {data} "

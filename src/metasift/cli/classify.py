@@ -24,7 +24,12 @@ def add_parsers(sub) -> None:
     p.add_argument(
         "--out", type=Path, required=True, metavar="RESULTS", help="results .csv or .json"
     )
-    p.add_argument("--model", type=Path, metavar="MODEL_DIR", help="default: the bundled model")
+    p.add_argument(
+        "--model",
+        default="default",
+        metavar="MODEL",
+        help="a model folder, or a released name ('default': the bundled model)",
+    )
     p.add_argument(
         "--backend", default="onnx", choices=("onnx", "torch"), help="torch needs the [train] extra"
     )

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..models._registry import ARCHS
+
 
 def add_parsers(sub) -> None:
     p = sub.add_parser(
@@ -33,19 +35,12 @@ def add_parsers(sub) -> None:
         "--init",
         type=Path,
         metavar="MODEL_DIR",
-        help="start from another model folder ('default': the bundled one) to fine-tune it",
+        help="start from another model (a folder, or 'default': the bundled one) to fine-tune it",
     )
     net = p.add_argument_group("model")
     net.add_argument(
         "--arch",
-        choices=(
-            "inception_v3",
-            "efficientnet_lite0",
-            "mobilenet_v3_small",
-            "mobilenet_v3_large",
-            "efficientnet_b0",
-            "resnet18",
-        ),
+        choices=tuple(ARCHS),  # the registry (metasift.models)
     )
     net.add_argument("--input-size", type=int)
     net.add_argument(
@@ -120,11 +115,9 @@ def _train(args) -> int:
         )
     }
     if args.init:
-        from ..classify import default_model_dir
-        from ..models import read_config
+        from ..models import read_config, resolve
 
-        if str(args.init) == "default":
-            args.init = default_model_dir()
+        args.init = resolve(args.init)  # a folder or a released name ("default")
         init = read_config(args.init)
         overrides.update(
             arch=init["arch"],
