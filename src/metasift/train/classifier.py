@@ -1,4 +1,5 @@
-"""Fine-tune a CNN on a lab's labelled pictures, as the reference paper does (Jang et al.).
+"""Fine-tune a CNN classifier on a lab's labelled pictures, as the reference paper does
+(Jang et al.).
 
 The paper's recipe is the default: Inception v3 at 299x299 from ImageNet weights, Adam
 (beta1 0.9, beta2 0.999), batch 32, 20 epochs, learning rate 0.001 decayed by 0.9 per epoch,
@@ -7,89 +8,20 @@ dropout 0.2, flips and rotations, and the model of the epoch with the lowest val
 
 from __future__ import annotations
 
-import csv
-import dataclasses
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .data import SPLITS, ArrayDataset, discover, load_resized
-from .models import ARCHS, build_model, export_onnx, make_config, save_weights, write_json
-
-RECIPES = {
-    # the reference paper, exactly
-    "paper": dict(arch="inception_v3", input_size=299, epochs=20, batch_size=32, lr=1e-3),
-    # what a 2-core CPU trains in minutes: EfficientNet-Lite0 from ImageNet at its native size
-    # a square around the chromosomes rather than the whole frame (metasift.crop)
-    "cpu": dict(
-        arch="efficientnet_lite0", input_size=224, crop="spread", epochs=12, batch_size=32, lr=1e-3
-    ),
-}
-CROPS = ("none", "spread")
-
-
-@dataclass
-class TrainConfig:
-    recipe: str = "paper"  # paper: Inception v3 as published; cpu: EfficientNet-Lite0, fewer epochs
-    arch: str = "inception_v3"  # backbone, see metasift.models.ARCHS
-    input_size: int = 299  # pictures are resized to input_size x input_size (paper: 299)
-    crop: str = "none"  # none: the whole picture (paper); spread: the square around the chromosomes
-    epochs: int = 20  # paper: 20
-    batch_size: int = 32  # paper: 32
-    lr: float = 1e-3  # initial learning rate (paper: 0.001)
-    lr_decay: float = 0.9  # per epoch, exponential, as in the reference paper
-    beta1: float = 0.9  # Adam, TensorFlow defaults used by the paper
-    beta2: float = 0.999
-    dropout: float = 0.2  # before the new linear layer (paper: 0.2)
-    aux_weight: float = 0.4  # Inception v3 auxiliary logits' share of the loss (Szegedy et al.)
-    pretrained: str = "imagenet"  # imagenet or none
-    weights: str = ""  # a local weights file instead of the ImageNet download
-    max_angle: float = 10.0  # small random rotation on top of the 90-degree turns, in degrees
-    augment: bool = True  # flips and rotations, as in the paper
-    target_sensitivity: float = 0.0  # > 0: threshold on p(reject) for this sensitivity; 0: 0.5
-    seed: int = 0  # splits, augmentation, initialisation and dropout
-    workers: int = -1  # data loading processes; -1: all cores
-    max_steps: int = 0  # stop each epoch after this many batches (0: all); for smoke tests
-    device: str = "auto"  # auto (CUDA when there), cpu or cuda
-    synthetic_data: bool = False  # say in config.json that the training pictures were synthetic
-
-    def __post_init__(self):
-        if self.recipe not in RECIPES:
-            raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, not {self.recipe!r}")
-        if self.arch not in ARCHS:
-            raise ValueError(f"arch must be one of {', '.join(ARCHS)}, not {self.arch!r}")
-        if self.crop not in CROPS:
-            raise ValueError(f"crop must be one of {', '.join(CROPS)}, not {self.crop!r}")
-        if self.epochs < 1 or self.batch_size < 1 or self.input_size < 32:
-            raise ValueError("epochs and batch_size must be >= 1 and input_size >= 32")
-        if not (0 < self.lr < 1 and 0 < self.lr_decay <= 1 and 0 <= self.dropout < 1):
-            raise ValueError("need 0 < lr < 1, 0 < lr_decay <= 1 and 0 <= dropout < 1")
-        if not 0 <= self.target_sensitivity <= 1:
-            raise ValueError("target_sensitivity must be in [0, 1] (0: threshold 0.5)")
-        if self.arch == "inception_v3" and self.input_size < 299:
-            raise ValueError("inception_v3 needs input_size >= 299 (its auxiliary classifier)")
-
-    @classmethod
-    def resolve(cls, recipe: str = "paper", file: str | os.PathLike | None = None, **overrides):
-        """Recipe defaults, then a YAML file, then explicit overrides (flags)."""
-        if recipe not in RECIPES:
-            raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, not {recipe!r}")
-        values = dict(RECIPES[recipe], recipe=recipe)
-        if file:
-            import yaml
-
-            loaded = yaml.safe_load(Path(file).read_text(encoding="utf-8")) or {}
-            unknown = set(loaded) - {f.name for f in dataclasses.fields(cls)}
-            if unknown:
-                raise ValueError(f"{file}: unknown settings {sorted(unknown)}")
-            values.update(loaded)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+from .. import __version__
+from ..data import SPLITS, ArrayDataset, discover, load_resized
+from ..models import ARCHS, build_model, export_onnx, make_config, save_weights, write_json
+from ._config import TrainConfig
+from ._engine import progress_line, save_checkpoint, train_one_epoch
+from ._outputs import write_history, write_yaml
 
 
 def train(
@@ -177,6 +109,15 @@ def train(
     # on a CPU the network needs the cores; on a GPU, augmentation is the bottleneck
     loader_workers = workers if amp else min(workers, 4)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
+
+    def loss_fn(output, y):
+        if isinstance(output, tuple):  # Inception v3 in training: (logits, aux_logits)
+            loss = torch.nn.functional.cross_entropy(output[0], y)
+            return loss + config.aux_weight * torch.nn.functional.cross_entropy(
+                output[1], y
+            ), output[0]
+        return torch.nn.functional.cross_entropy(output, y), output
+
     for epoch in range(state["epoch"] + 1, config.epochs + 1):
         start = time.perf_counter()
         torch.manual_seed(config.seed * 1000 + epoch)  # dropout: same in a resumed run
@@ -190,47 +131,28 @@ def train(
             num_workers=loader_workers if len(train_set) > 64 else 0,
             drop_last=len(train_set) > config.batch_size,
         )
-        model.train()
-        seen, loss_sum, correct = 0, 0.0, 0
-        steps = min(len(loader), config.max_steps or len(loader))
-        for step, (x, y) in enumerate(loader, 1):
-            x = x.to(device, memory_format=torch.channels_last)
-            y = y.to(device)
-            with torch.autocast(device.type, enabled=amp):
-                output = model(x)
-                if isinstance(output, tuple):  # Inception v3 in training: (logits, aux_logits)
-                    logits = output[0]
-                    loss = torch.nn.functional.cross_entropy(logits, y)
-                    loss = loss + config.aux_weight * torch.nn.functional.cross_entropy(
-                        output[1], y
-                    )
-                else:
-                    logits = output
-                    loss = torch.nn.functional.cross_entropy(logits, y)
-            optimiser.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimiser)
-            scaler.update()
-            seen += len(y)
-            loss_sum += loss.item() * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            _progress(
-                epoch, config.epochs, step, steps, loss_sum / seen, correct / seen, seen, start
-            )
-            if step >= steps:
-                break
+        fit = train_one_epoch(
+            model,
+            loader,
+            optimiser,
+            scaler,
+            device,
+            loss_fn,
+            max_steps=config.max_steps,
+            progress=progress_line(epoch, config.epochs, start),
+        )
         val = evaluate_logits(model, val_set, config.batch_size, device)
         lr = optimiser.param_groups[0]["lr"]
         schedule.step()
         row = dict(
             epoch=epoch,
-            train_loss=loss_sum / seen,
-            train_accuracy=correct / seen,
+            train_loss=fit["loss"],
+            train_accuracy=fit["accuracy"],
             val_loss=val["loss"],
             val_accuracy=val["accuracy"],
             lr=lr,
             seconds=time.perf_counter() - start,
-            images_per_s=seen / (time.perf_counter() - start),
+            images_per_s=fit["seen"] / (time.perf_counter() - start),
         )
         state["history"].append(row)
         sys.stderr.write("\n")
@@ -242,7 +164,7 @@ def train(
             state["best_loss"], state["best_epoch"] = val["loss"], epoch
             save_weights(model, out)
         state["epoch"] = epoch
-        _save_checkpoint(checkpoint, model, optimiser, schedule, state, config)
+        save_checkpoint(checkpoint, model, optimiser, schedule, state, config)
         write_history(out, state["history"])
 
     # the best epoch's weights become the model
@@ -365,82 +287,3 @@ def choose_threshold(p_reject, is_reject, target: float = 0.0) -> dict:
         val_specificity=spec,
         chosen_on="validation split",
     )
-
-
-def _progress(epoch, epochs, step, steps, loss, acc, seen, start):
-    width = 24
-    done = int(width * step / max(steps, 1))
-    rate = seen / max(time.perf_counter() - start, 1e-9)
-    sys.stderr.write(
-        f"\repoch {epoch}/{epochs} [{'#' * done}{'.' * (width - done)}] {step}/{steps} "
-        f"loss {loss:.4f} acc {acc:.3f} {rate:.1f} img/s"
-    )
-    sys.stderr.flush()
-
-
-def _save_checkpoint(path: Path, model, optimiser, schedule, state, config) -> None:
-    import torch
-
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(
-        dict(
-            model=model.state_dict(),
-            optimiser=optimiser.state_dict(),
-            schedule=schedule.state_dict(),
-            state=state,
-            config=asdict(config),
-        ),
-        tmp,
-    )
-    os.replace(tmp, path)
-
-
-def write_history(out: Path, history: list[dict]) -> None:
-    fields = [
-        "epoch",
-        "train_loss",
-        "train_accuracy",
-        "val_loss",
-        "val_accuracy",
-        "lr",
-        "seconds",
-        "images_per_s",
-    ]
-    tmp = out / ".history.csv.tmp"
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(history)
-    os.replace(tmp, out / "history.csv")
-    plot_curves(history, out / "curves.png")
-
-
-def plot_curves(history: list[dict], path: Path) -> None:
-    """Loss and accuracy against epoch for training and validation (the paper's Figure 4)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [h["epoch"] for h in history]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-    for ax, key in zip(axes, ("loss", "accuracy")):
-        ax.plot(epochs, [h[f"train_{key}"] for h in history], "o-", label="training")
-        ax.plot(epochs, [h[f"val_{key}"] for h in history], "s-", label="validation")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(key)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-
-
-def write_yaml(path: Path, data: dict) -> None:
-    import yaml
-
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    os.replace(tmp, path)
