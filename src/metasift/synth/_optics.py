@@ -95,9 +95,9 @@ def render_dca(od: np.ndarray, stain: str, rng, *, randomise: bool) -> np.ndarra
             np.clip(image, 0, None)
         )
         image += rng.standard_normal(shape, np.float32) * shot
-        return np.ascontiguousarray(np.clip(image, 0, 1) ** np.float32(gamma), np.float32)
+        return _finish(image, gamma)
     target = rng.uniform(0.35, 0.95) if wide else rng.uniform(0.855, 0.905)
-    level = target / float(np.median(light))
+    level = target / float(np.median(light[::8, ::8]))
     if stain == "giemsa":
         absorb, tint = [1.0], [1.0]
     else:  # purple: Giemsa absorbs green most, blue least
@@ -111,8 +111,13 @@ def render_dca(od: np.ndarray, stain: str, rng, *, randomise: bool) -> np.ndarra
         ch *= np.float32(level * t)
         ch = ndi.gaussian_filter(ch, blur)
         ch += rng.standard_normal(shape, np.float32) * noise_sd
-        channels.append(np.ascontiguousarray(np.clip(ch, 0, 1) ** np.float32(gamma), np.float32))
+        channels.append(_finish(ch, gamma))
     return channels[0] if len(channels) == 1 else np.stack(channels, -1)
+
+
+def _finish(image, gamma) -> np.ndarray:
+    image = np.ascontiguousarray(np.clip(image, 0, 1), np.float32)
+    return image if gamma == 1.0 else image ** np.float32(gamma)
 
 
 def burn_label(image: np.ndarray, rng, free: np.ndarray) -> None:
