@@ -83,7 +83,7 @@ def render_dca(od: np.ndarray, stain: str, rng, *, randomise: bool) -> np.ndarra
         dye = ndi.gaussian_filter(od * np.float32(rng.uniform(0.45, 0.8)), blur)
         # the glow of a fluorescent dye reaches across the gaps of a dense spread
         glow = ndi.gaussian_filter(dye, blur * rng.uniform(3, 6)) * np.float32(
-            rng.uniform(0.2, 0.6)
+            rng.uniform(0.1, 0.35)
         )
         back = rng.uniform(0.01, 0.12 if wide else 0.06)
         # out-of-focus fluorescence and autofluorescence: a background that varies slowly
@@ -104,7 +104,7 @@ def render_dca(od: np.ndarray, stain: str, rng, *, randomise: bool) -> np.ndarra
         spread = 0.25 if wide else 0.1
         absorb = np.array([0.75, 1.0, 0.35]) * rng.uniform(1 - spread, 1 + spread, 3)
         tint = np.array([0.95, 0.92, 1.0]) * rng.uniform(0.97, 1.03, 3)
-    noise_sd = np.float32(rng.uniform(0.007, 0.025 if wide else 0.016))
+    noise_sd = np.float32(rng.uniform(0.005, 0.025 if wide else 0.012))
     channels = []
     for a, t in zip(absorb, tint):
         ch = np.exp(od * np.float32(-a)) * light

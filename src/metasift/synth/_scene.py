@@ -114,6 +114,8 @@ class _Scene:
         thick = 0.22 if dapi else 0.17  # a fluorescent chromosome looks thicker than it is
         self.width_px = max(3.0, self.chr1 * (thick + 0.13 * self.condensed))
         self.od_peak = rng.uniform(0.6, 1.0) if dapi else rng.uniform(1.1, 2.0)
+        if self.cfg.randomise:  # paler stains and thinner spreads (giemsa-dev: 0.25 contrast)
+            self.od_peak *= rng.uniform(0.4, 1.0)
         self.band_contrast = rng.uniform(0.0, 0.25 if dapi else 0.12)
         if dapi:  # a fluorescence karyotyping frame seldom resolves the chromatids
             self.sister_gap, self.splay = rng.uniform(0.0, 0.5), 0.0
@@ -121,7 +123,7 @@ class _Scene:
             self.sister_gap = rng.uniform(0.2, 0.6) + self.condensed * rng.uniform(0.3, 1.0)
             self.splay = self.condensed * rng.uniform(0.2, 0.9)
         self.planner = SpreadPlanner(rng, self.label, self.shape, self.chr1)
-        self.planner.spacing = (0.85, 1.5) if dapi else (1.1, 2.1)
+        self.planner.spacing = (1.0, 1.7) if dapi else (1.1, 2.1)
         self.planner.min_gap = 0.3 if dapi else 0.4
         self.planner.inside = 0.85  # a few chromosomes of a spread cut by the frame edge
 
