@@ -14,10 +14,13 @@ format metasift reads: TIFF, PNG, JPEG, BMP; searched recursively). It prints:
    shapes), trained on the other folds (stratified; real pictures of one slide stay in one fold
    when the folder's manifest.csv names slides); 0.5 = indistinguishable, 1.0 = always told
    apart. And the features that separate the sets most (their own AUC, one by one);
-3. a contact sheet (PNG): rows of real pictures, then synthetic ones.
+3. a contact sheet (PNG): rows of real pictures, then synthetic ones;
+4. with ``--count``, the classic counter's mean absolute error on the synthetic single-spread
+   pictures (truth: chromosomes + acentric fragments) and on the real folders (truth: the
+   manifest's chromosome_count or boxes), as a first check of realism downstream.
 
     python benchmarks/realism.py [--giemsa DIR ...] [--dapi DIR ...] [--n 40]
-        [--half tune|test|all] [--set FIELD=VALUE ...] [--format png|tif|jpg]
+        [--half tune|test|all] [--set FIELD=VALUE ...] [--format png|tif|jpg] [--count]
 
 DIR defaults to ../shared/data/giemsa-dev and ../shared/data/mfish-dev when they exist (the real
 sets are not shipped with metasift). ``--half`` takes every other slide (or picture, without
@@ -305,6 +308,7 @@ def main():
     parser.add_argument("--stains", nargs="*", default=["giemsa", "dapi"])
     parser.add_argument("--sheet", type=Path, default=Path("bench_out/realism.png"))
     parser.add_argument("--top", type=int, default=6, help="separating features to name")
+    parser.add_argument("--count", action="store_true", help="classic counter's error too")
     args = parser.parse_args()
 
     sheet_rows, lines = [], []
@@ -325,12 +329,44 @@ def main():
             synthetic = [measure_picture(p) for p in syn_paths]
             sheet_rows.append(thumbs([next(p for p in syn_paths if c in p.parts) for c in CLASSES]))
             lines += report(stain, sets, synthetic, config, args.top)
+            if args.count:
+                lines += count_errors(stain, args, syn_paths, Path(tmp) / stain)
     print("\n".join(lines))
     args.sheet.parent.mkdir(parents=True, exist_ok=True)
     blank = np.full_like(sheet_rows[0][0], 255)
     grid = np.vstack([np.hstack(row + [blank] * (4 - len(row))) for row in sheet_rows])
     Image.fromarray(grid).save(args.sheet)
     print(f"contact sheet: {args.sheet} (per stain: real folders' rows, then one synthetic row)")
+
+
+def count_errors(stain, args, syn_paths, syn_dir):
+    """The classic counter against the truth, on synthetic and real pictures."""
+    from metasift.count import count_read
+
+    def mae(paths, truths):
+        found = [count_read(*read_image(p)).chromosome_count for p in paths]
+        err = np.abs(np.array(found) - np.array(truths))
+        return f"MAE {err.mean():.2f}, within +-2 {np.mean(err <= 2):.0%} ({len(paths)} pictures)"
+
+    out = []
+    anns = [json.loads(p.read_text()) for p in sorted((syn_dir / "annotations").glob("*.json"))]
+    single = [a for a in anns if a["label"] != "mixed"]
+    truths = [a["chromosome_count"] + a["fragment_count"] for a in single]
+    out.append(f"count, synthetic {stain}: {mae([syn_dir / a['path'] for a in single], truths)}")
+    for folder in getattr(args, stain.split("-")[0]):
+        manifest = folder / "manifest.csv"
+        if not manifest.exists():
+            continue
+        paths, _ = real_pictures(folder, args.half)
+        with open(manifest, newline="") as fh:
+            rows = {(folder / r["image"]).resolve(): r for r in csv.DictReader(fh)}
+        truth = {
+            p: int(rows[p.resolve()].get("chromosome_count") or rows[p.resolve()]["boxes"])
+            for p in paths
+            if p.resolve() in rows
+        }
+        out.append(f"count, real {folder.name}: {mae(list(truth), list(truth.values()))}")
+    return out
 
 
 def report(stain, sets, synthetic, config, top):

@@ -49,7 +49,7 @@ def render(od: np.ndarray, stain: str, rng) -> np.ndarray:
     return channels[0] if len(channels) == 1 else np.stack(channels, -1)
 
 
-def illumination(shape, rng, fall=(0.05, 0.3)) -> np.ndarray:
+def illumination(shape, rng, fall=(0.05, 0.3), tilt=0.1) -> np.ndarray:
     """Off-centre vignetting (``fall``: its depth at the far corner, a range) and a slight tilt,
     as in a real bright-field frame."""
     h, w = shape
@@ -57,7 +57,7 @@ def illumination(shape, rng, fall=(0.05, 0.3)) -> np.ndarray:
     rows = np.linspace(0, 1, h, dtype=np.float32)[:, None]
     cols = np.linspace(0, 1, w, dtype=np.float32)[None, :]
     fall = np.float32(rng.uniform(*fall))
-    tilt_r, tilt_c = (np.float32(v) for v in rng.uniform(-0.1, 0.1, 2))
+    tilt_r, tilt_c = (np.float32(v) for v in rng.uniform(-tilt, tilt, 2))
     return (1 - fall * (rows - r0) ** 2 + tilt_r * (rows - 0.5)) + (
         -fall * (cols - c0) ** 2 + tilt_c * (cols - 0.5)
     )
@@ -73,39 +73,51 @@ def render_dca(od: np.ndarray, stain: str, rng, *, randomise: bool) -> np.ndarra
     wide = randomise
     od = od.copy()
     od += smooth_noise(shape, 200, rng) * np.float32(rng.uniform(0.0, 0.05 if wide else 0.02))
-    light = illumination(shape, rng, fall=(0.02, 0.35 if wide else 0.12))
+    light = illumination(
+        shape, rng, fall=(0.01, 0.35 if wide else 0.05), tilt=0.1 if wide else 0.02
+    )
     blur = rng.uniform(0.5, 2.4 if wide else 1.3) * min(h, w) / 1024
     gamma = rng.uniform(0.75, 1.35) if wide else 1.0
     if stain == "dapi":
-        dye = ndi.gaussian_filter(od * np.float32(rng.uniform(0.5, 0.95)), blur)
+        blur *= rng.uniform(1.2, 1.8)  # thick fluorescent chromosomes, never quite in focus
+        dye = ndi.gaussian_filter(od * np.float32(rng.uniform(0.45, 0.8)), blur)
         # the glow of a fluorescent dye reaches across the gaps of a dense spread
         glow = ndi.gaussian_filter(dye, blur * rng.uniform(3, 6)) * np.float32(
-            rng.uniform(0.2, 0.6)
+            rng.uniform(0.1, 0.35)
         )
         back = rng.uniform(0.01, 0.12 if wide else 0.06)
-        image = (np.float32(back) + dye + glow) * light
-        shot = np.float32(rng.uniform(0.002, 0.012 if wide else 0.006)) + 0.008 * np.sqrt(
+        # out-of-focus fluorescence and autofluorescence: a background that varies slowly
+        haze = np.abs(smooth_noise(shape, rng.uniform(60, 250), rng)) * np.float32(
+            back * rng.uniform(0.1, 0.6)
+        )
+        image = (np.float32(back) + haze + dye + glow) * light
+        shot = np.float32(rng.uniform(0.003, 0.014 if wide else 0.008)) + 0.008 * np.sqrt(
             np.clip(image, 0, None)
         )
         image += rng.standard_normal(shape, np.float32) * shot
-        return np.clip(image, 0, 1) ** np.float32(gamma)
+        return _finish(image, gamma)
     target = rng.uniform(0.35, 0.95) if wide else rng.uniform(0.855, 0.905)
-    level = target / float(np.median(light))
+    level = target / float(np.median(light[::8, ::8]))
     if stain == "giemsa":
         absorb, tint = [1.0], [1.0]
     else:  # purple: Giemsa absorbs green most, blue least
         spread = 0.25 if wide else 0.1
         absorb = np.array([0.75, 1.0, 0.35]) * rng.uniform(1 - spread, 1 + spread, 3)
         tint = np.array([0.95, 0.92, 1.0]) * rng.uniform(0.97, 1.03, 3)
-    noise_sd = np.float32(rng.uniform(0.003, 0.02 if wide else 0.009))
+    noise_sd = np.float32(rng.uniform(0.005, 0.025 if wide else 0.012))
     channels = []
     for a, t in zip(absorb, tint):
         ch = np.exp(od * np.float32(-a)) * light
         ch *= np.float32(level * t)
         ch = ndi.gaussian_filter(ch, blur)
         ch += rng.standard_normal(shape, np.float32) * noise_sd
-        channels.append(np.clip(ch, 0, 1) ** np.float32(gamma))
+        channels.append(_finish(ch, gamma))
     return channels[0] if len(channels) == 1 else np.stack(channels, -1)
+
+
+def _finish(image, gamma) -> np.ndarray:
+    image = np.ascontiguousarray(np.clip(image, 0, 1), np.float32)
+    return image if gamma == 1.0 else image ** np.float32(gamma)
 
 
 def burn_label(image: np.ndarray, rng, free: np.ndarray) -> None:
@@ -139,6 +151,6 @@ def jpeg_history(image: np.ndarray, quality: int) -> np.ndarray:
     """The picture after a round trip through 8-bit JPEG, as capture software saved it."""
     import imagecodecs
 
-    stored = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+    stored = np.ascontiguousarray(np.round(np.clip(image, 0, 1) * 255), np.uint8)
     back = imagecodecs.jpeg8_decode(imagecodecs.jpeg8_encode(stored, level=int(quality)))
     return back.astype(np.float32) / 255

@@ -107,17 +107,23 @@ class _Scene:
         ones; solid Giemsa (faint bands); dense DAPI spreads whose chromosomes touch."""
         rng, side = self.rng, min(self.shape)
         dapi = self.cfg.stain == "dapi"
-        zoom = (0.06, 0.1) if dapi else (0.04, 0.08)
+        zoom = (0.065, 0.11) if dapi else (0.04, 0.08)
         scale = rng.uniform(0.75, 1.3) if self.cfg.randomise else 1.0
         self.condensed = float(rng.beta(2.5, 1.2))  # 1: colcemid-arrested; 0: prometaphase
         self.chr1 = side * rng.uniform(*zoom) * scale * (1.15 - 0.25 * self.condensed)
-        self.width_px = max(3.0, self.chr1 * (0.17 + 0.13 * self.condensed))
-        self.od_peak = rng.uniform(0.7, 1.2) if dapi else rng.uniform(1.1, 2.0)
+        thick = 0.22 if dapi else 0.17  # a fluorescent chromosome looks thicker than it is
+        self.width_px = max(3.0, self.chr1 * (thick + 0.13 * self.condensed))
+        self.od_peak = rng.uniform(0.6, 1.0) if dapi else rng.uniform(1.1, 2.0)
+        if self.cfg.randomise:  # paler stains and thinner spreads (giemsa-dev: 0.25 contrast)
+            self.od_peak *= rng.uniform(0.4, 1.0)
         self.band_contrast = rng.uniform(0.0, 0.25 if dapi else 0.12)
-        self.sister_gap = rng.uniform(0.2, 0.6) + 1.0 * self.condensed * rng.uniform(0.3, 1.0)
-        self.splay = self.condensed * rng.uniform(0.2, 0.9)
+        if dapi:  # a fluorescence karyotyping frame seldom resolves the chromatids
+            self.sister_gap, self.splay = rng.uniform(0.0, 0.5), 0.0
+        else:
+            self.sister_gap = rng.uniform(0.2, 0.6) + self.condensed * rng.uniform(0.3, 1.0)
+            self.splay = self.condensed * rng.uniform(0.2, 0.9)
         self.planner = SpreadPlanner(rng, self.label, self.shape, self.chr1)
-        self.planner.spacing = (0.85, 1.5) if dapi else (1.1, 2.1)
+        self.planner.spacing = (1.0, 1.7) if dapi else (1.1, 2.1)
         self.planner.min_gap = 0.3 if dapi else 0.4
         self.planner.inside = 0.85  # a few chromosomes of a spread cut by the frame edge
 
@@ -362,7 +368,8 @@ class _Scene:
         """Specks, small particles and fibres away from chromosomes (all classes)."""
         rng = self.rng
         cover = self._cover(2)
-        for _ in range(int(rng.integers(5, 120))):
+        dim = self.cfg.style == "dca" and self.cfg.stain == "dapi"  # dust hardly fluoresces
+        for _ in range(int(rng.integers(0, 20) if dim else rng.integers(5, 120))):
             size = rng.uniform(0.6, 2.2)
             blob = self._free_spot(lambda c, s=size: Blob(c, s, rng, parts=1), cover, tries=3)
             if blob is not None:
@@ -384,7 +391,7 @@ class _Scene:
         compact pyknotic nuclei, clusters of small round bodies, refractile dots and rings."""
         rng = self.rng
         cover = self._cover(2)
-        for _ in range(int(rng.choice(4, p=[0.55, 0.25, 0.12, 0.08]))):
+        for _ in range(int(rng.choice(3, p=[0.7, 0.2, 0.1]))):
             radius = self._nucleus_radius() * rng.uniform(0.25, 0.5)
 
             def make(center, radius=radius):
@@ -408,7 +415,7 @@ class _Scene:
             size = rng.uniform(1.2, 5.0) * side
             dot = self._free_spot(lambda c, s=size: Refractile(c, s, rng), cover, tries=3)
             if dot is not None:
-                self._paint_blob(dot, "refractile", -rng.uniform(0.03, 0.15))
+                self._paint_blob(dot, "refractile", -rng.uniform(0.02, 0.08))
 
     def _add_overlapping_debris(self):
         """1-3 particles, clumps or nuclei lying over chromosomes; at least one must hit."""
