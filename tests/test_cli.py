@@ -32,3 +32,12 @@ def test_info_names_bad_files(tmp_path, capsys):
     (tmp_path / "empty.png").write_bytes(b"")
     assert main(["info", str(tmp_path / "empty.png")]) == 1
     assert "empty.png: the file is empty" in capsys.readouterr().out
+
+
+def test_synth_choices_are_the_synthesisers():
+    """The parser names them without importing the synthesiser (for a fast --help)."""
+    from metasift import synth
+    from metasift.cli import synth as command
+
+    assert command.STAINS == synth.STAINS and command.STYLES == synth.STYLES
+    assert command.FORMATS == synth.FORMATS

@@ -113,3 +113,17 @@ def test_a_killed_run_keeps_every_row_done_and_resume_gives_the_same_file(tmp_pa
     assert main([*args, "--out", str(part)]) == 2  # never replaced without asking
     assert main([*args, "--out", str(part), "--resume"]) == 0
     assert part.read_bytes() == full.read_bytes()
+
+
+def test_a_synthetic_set_with_masks_is_listed_as_its_pictures_only(tmp_path):
+    from metasift.data import discover
+    from metasift.pipeline import list_inputs
+
+    out = tmp_path / "set"
+    args = ["synth", str(out), "--n", "4", "--size", "384x320", "--style", "dca", "--masks"]
+    assert main([*args, "--workers", "1"]) == 0
+    assert len(list((out / "masks").glob("*.tif"))) == 4
+    files, _ = list_inputs([out])
+    assert len(files) == 4 and not any(p.parent.name == "masks" for p in files)
+    dataset = discover(out)
+    assert sum(len(v) for v in dataset.splits.values()) == 4 and "masks" not in dataset.classes

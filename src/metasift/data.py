@@ -102,7 +102,7 @@ def _order_classes(labels: set[str], source: Path) -> tuple[str, ...]:
 def _class_folders(folder: Path) -> list[Sample]:
     samples = []
     for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if sub.name == "annotations":
+        if sub.name in ("annotations", "masks"):  # a synthetic set's ground truth, not a class
             continue
         files = sorted(p for p in sub.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         samples += [Sample(p, sub.name) for p in files]

@@ -8,6 +8,11 @@ from pathlib import Path
 
 from ..criteria import CLASSES
 
+# the synthesiser's choices, without importing it (numpy, scipy) for --help
+STAINS = ("giemsa", "giemsa-color", "dapi")
+STYLES = ("legacy", "dca")
+FORMATS = ("png", "tif", "jpg")
+
 
 def add_parsers(sub) -> None:
     p = sub.add_parser(
@@ -33,9 +38,28 @@ def add_parsers(sub) -> None:
     )
     look = p.add_argument_group("picture")
     look.add_argument("--size", default="1280x1024", help="WIDTHxHEIGHT in pixels")
-    look.add_argument("--stain", default="giemsa", choices=("giemsa", "giemsa-color", "dapi"))
-    look.add_argument("--format", default="png", choices=("png", "tif"), dest="fmt")
+    look.add_argument("--stain", default="giemsa", choices=STAINS)
+    look.add_argument("--format", default="png", choices=FORMATS, dest="fmt")
+    look.add_argument("--jpeg-quality", type=int, default=92, help="for --format jpg")
     look.add_argument("--bits", type=int, default=8, choices=(8, 16), help="bit depth of the files")
+    look.add_argument(
+        "--style",
+        default="legacy",
+        choices=STYLES,
+        help="legacy: the pictures the bundled model was trained on; dca: what real DCA labs' "
+        "pictures show (X-shaped chromosomes, sharp and pyknotic nuclei, refractile dots, labels)",
+    )
+    look.add_argument(
+        "--randomise",
+        action="store_true",
+        help="domain randomisation: stain colour, blur, light, gamma, scale, noise, JPEG, "
+        "within what microscopes give",
+    )
+    p.add_argument(
+        "--masks",
+        action="store_true",
+        help="also write masks/<id>.tif: an instance label per chromosome and a class map",
+    )
     look.add_argument("--dicentric-rate", type=float, default=0.05, help="dicentrics per cell")
     look.add_argument("--ring-rate", type=float, default=0.005, help="centric rings per cell")
     p.add_argument("--workers", type=int, help="processes (unset: all cores)")
@@ -60,6 +84,10 @@ def _synth(args) -> int:
         stain=args.stain,
         dicentric_rate=args.dicentric_rate,
         ring_rate=args.ring_rate,
+        style=args.style,
+        randomise=args.randomise,
+        masks=args.masks,
+        jpeg_quality=args.jpeg_quality,
     )
     start = time.perf_counter()
     rows = write_dataset(

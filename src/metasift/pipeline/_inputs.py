@@ -21,7 +21,7 @@ def list_inputs(inputs) -> tuple[list[Path], list[str]]:
             files = [
                 p
                 for p in sorted(path.rglob("*"))
-                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not _ground_truth(p)
             ]
             if not files:
                 notes.append(f"{item}: folder holds no TIFF, PNG, JPEG or BMP pictures")
@@ -37,3 +37,8 @@ def list_inputs(inputs) -> tuple[list[Path], list[str]]:
                 notes.append(f"{p}: given more than once; taken once")
             found.setdefault(key, p)
     return sorted(found.values(), key=lambda p: str(p)), notes
+
+
+def _ground_truth(path: Path) -> bool:
+    """A synthetic set's instance masks (``masks/`` beside its ``synth.json``): not pictures."""
+    return path.parent.name == "masks" and (path.parent.parent / "synth.json").is_file()
