@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_path, write_text
 from .data import DataSet, discover, prepare
 
 
@@ -158,10 +159,7 @@ def evaluate(
     log(report(result))
     if json_path:
         json_path = Path(json_path)
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = json_path.with_name(f".{json_path.name}.tmp")
-        tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, json_path)
+        write_text(json_path, json.dumps(result, indent=2) + "\n")
         plot_confusion(result, json_path.with_suffix(".png"))
     return result
 
@@ -223,5 +221,6 @@ def plot_confusion(r: dict, path: Path) -> None:
     ax.set_ylabel("true")
     ax.set_title(f"accuracy {r['accuracy']:.4f} (n={r['n']})")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)

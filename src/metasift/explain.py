@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_path
 from .crop import spread_box, view
 from .data import normalise
 from .io import read_image
@@ -63,9 +64,7 @@ def write_explanation(path: str | Path, clf, row: dict, out_dir: Path, name: str
     text = f"{row['decision']}: {row.get('reasons') or '-'}  p_reject {float(row['p_reject']):.3f}"
     draw.rectangle((0, 0, size[0], 18), fill=(0, 0, 0))
     draw.text((4, 3), text, fill=(255, 255, 255))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / f"{name}.png"
-    tmp = target.with_name(f".{target.name}.tmp.png")
-    base.save(tmp)
-    tmp.replace(target)
+    target = Path(out_dir) / f"{name}.png"
+    with atomic_path(target, ".png") as tmp:
+        base.save(tmp)
     return target

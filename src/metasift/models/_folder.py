@@ -152,13 +152,18 @@ def load_torch_model(folder: str | os.PathLike):
 def export_onnx(model, folder: Path, input_size: int, *, atol: float = 1e-3) -> float:
     """Write model.onnx (fp32, any batch size) and check it against PyTorch; returns the
     largest difference in probabilities."""
+    model = model.eval()
+    with atomic_path(folder / "model.onnx") as tmp:
+        return _export_checked(model, tmp, input_size, atol)
+
+
+def _export_checked(model, tmp: Path, input_size: int, atol: float) -> float:
+    """Export to ``tmp`` and check the ONNX model against PyTorch."""
     import numpy as np
     import onnxruntime as ort
     import torch
 
-    model = model.eval()
     example = torch.randn(2, 3, input_size, input_size)
-    tmp = folder / ".model.onnx.tmp"
     exported = static_padding(model, input_size)
     # The TorchScript exporter: the newer dynamo one needs onnxscript, one more dependency, and
     # gives the same graph for these plain CNNs. Its deprecation notice is not the user's concern.
@@ -184,9 +189,7 @@ def export_onnx(model, folder: Path, input_size: int, *, atol: float = 1e-3) -> 
     got /= got.sum(1, keepdims=True)
     diff = float(np.abs(got - expected).max())
     if diff > atol:
-        tmp.unlink()
         raise RuntimeError(f"ONNX export differs from PyTorch by {diff:.2e} in probability")
-    os.replace(tmp, folder / "model.onnx")
     return diff
 
 
