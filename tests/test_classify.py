@@ -373,3 +373,27 @@ def test_demo_runs_the_whole_job(tmp_path, capsys):
     assert len(rows) == 9 and sum(r["decision"] == "error" for r in rows) == 1
     assert (out / "report.html").is_file() and any((out / "sorted").rglob("*.png"))
     assert "keep/reject decisions right" in capsys.readouterr().out
+
+
+def test_agreement_says_when_both_reject_for_different_reasons():
+    from metasift.criteria import agreement
+
+    assert agreement("reject", "debris", ["debris", "too_few"], "2 over") == "agree"
+    assert agreement("keep", "", [], "46 chromosomes") == "agree"
+    differ = agreement("reject", "debris", ["too_few"], "31 chromosomes (< 40)")
+    assert differ == (
+        "both reject, for different reasons (CNN: debris; count: too_few: 31 chromosomes (< 40))"
+    )
+    assert agreement("reject", "", ["too_few"], "31") == "agree"  # a keep/reject model names none
+    assert agreement("keep", "", ["mixed"], "2 spreads").startswith("disagree: CNN keeps")
+    assert agreement("reject", "mixed", [], "46").startswith("disagree: CNN rejects (mixed)")
+    assert agreement("reject", "mixed", None, "counting failed") == "no count"
+
+
+def test_the_summary_counts_disagreements(slide, tmp_path, capsys):
+    out = tmp_path / "r.csv"
+    assert main(["classify", str(slide / "too_few"), str(slide / "debris"), "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    rows = _rows(out)
+    disagree = sum(r["agreement"].startswith("disagree") for r in rows)
+    assert f"the CNN and the count disagree on {disagree}" in said

@@ -112,7 +112,7 @@ def test_classify_sees_what_training_saw(trained, four_class, tmp_path):
     assert heat.shape == (2, 2) and box == crop.spread_box(image)
 
 
-def test_binary_layout_with_split_folders(binary, tmp_path):
+def test_binary_layout_with_split_folders(binary, tmp_path, capsys):
     out = tmp_path / "bin"
     assert main(["train", str(binary), "--out", str(out), *FAST]) == 0
     config = models.read_config(out)
@@ -127,6 +127,19 @@ def test_binary_layout_with_split_folders(binary, tmp_path):
     assert evaluate._relative(tmp_path / "b.png", binary) == str(tmp_path / "b.png")
     assert report.with_suffix(".png").is_file()
     assert json.loads(report.read_text())["binary"]["confusion"]
+    # classified with it: one p_reject column, no made-up reason "reject", sorted into reject/
+    results, sorted_ = tmp_path / "bin.csv", tmp_path / "sorted"
+    capsys.readouterr()
+    args = ["classify", str(binary / "test"), "--model", str(out), "--out", str(results)]
+    assert main([*args, "--sort-into", str(sorted_)]) == 0
+    assert results.read_text().splitlines()[0].split(",").count("p_reject") == 1
+    with open(results, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert all(r["reasons"] == "" for r in rows)
+    said = capsys.readouterr().out
+    assert "(reject " not in said and "unspecified" not in said
+    rejected = [r for r in rows if r["decision"] == "reject"]
+    assert len(list((sorted_ / "reject").glob("*.png"))) == len(rejected)
 
 
 def test_inception_v3_trains_with_aux_logits(four_class, tmp_path):

@@ -109,8 +109,14 @@ class Classifier:
 REASON_SHARE = 0.3  # a reject class is named as a reason when it holds this share of p(reject)
 
 
+def reason_classes(classes) -> list[str]:
+    """The reject classes that name a reason (a keep/reject model's ``reject`` names none)."""
+    return [c for c in classes[1:] if c != "reject"]
+
+
 def decide(p: np.ndarray, classes, threshold: float) -> dict:
-    """Keep or reject from class probabilities, with the reasons behind a rejection."""
+    """Keep or reject from class probabilities, with the reasons behind a rejection (none
+    from a keep/reject model: it cannot say why)."""
     p_reject = float(1 - p[0])
     row = {
         "p_reject": round(p_reject, 5),
@@ -120,24 +126,24 @@ def decide(p: np.ndarray, classes, threshold: float) -> dict:
     if row["decision"] == "reject" and len(classes) > 2:
         order = np.argsort(-p[1:])
         reasons = [classes[1 + i] for i in order if p[1 + i] >= REASON_SHARE * p_reject]
-    elif row["decision"] == "reject":
-        reasons = [classes[1]]
     row["reasons"] = ";".join(reasons)
     for i, c in enumerate(classes[1:], 1):
-        row[f"p_{c}"] = round(float(p[i]), 5)
+        if c in reason_classes(classes):
+            row[f"p_{c}"] = round(float(p[i]), 5)
     return row
 
 
 def sort_into(row: dict, root: Path, *, link: bool = False) -> Path | None:
-    """Copy (or hard-link) a classified picture into root/keep/ or root/reject/<reason>/,
-    never overwriting: a different file of the same name gets a numbered name."""
+    """Copy (or hard-link) a classified picture into root/keep/ or root/reject/<reason>/
+    (root/reject/ when the model names no reason), never overwriting: a different file of the
+    same name gets a numbered name."""
     import filecmp
     import shutil
 
     if row["decision"] == "error":
         return None
     source = Path(row["path"])
-    reason = (row.get("reasons") or "").split(";")[0] or "unspecified"
+    reason = (row.get("reasons") or "").split(";")[0]
     folder = root / "keep" if row["decision"] == "keep" else root / "reject" / reason
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / source.name

@@ -43,15 +43,26 @@ def verdicts(
 def agreement(
     decision: str, reasons: str, count_verdicts: Sequence[str] | None, count_reason: str
 ) -> str:
-    """Whether the CNN's decision and the measured evidence (the count's verdicts) agree.
+    """Whether the CNN's decision and the measured evidence (the count's verdicts) agree, in
+    words: ``agree``, ``both reject, for different reasons (...)``, ``disagree: ...``, or
+    ``no count`` when the count failed (``count_verdicts`` None: nothing to compare).
 
-    ``count_verdicts`` is None when the count failed: there is nothing to compare.
-    """
+    Both rejecting agrees when they share a reason, or when the CNN names none (a keep/reject
+    model cannot say why)."""
     if count_verdicts is None:
         return "no count"
     found = [v for v in count_verdicts if v]
-    if (decision == "reject") == bool(found):
+    cnn = [r for r in reasons.split(";") if r]
+    if decision != "reject" and not found:
         return "agree"
+    if decision == "reject" and found:
+        if not cnn or set(cnn) & set(found):
+            return "agree"
+        return (
+            f"both reject, for different reasons (CNN: {', '.join(cnn)}; "
+            f"count: {', '.join(found)}: {count_reason})"
+        )
     if found:
         return f"disagree: CNN keeps, count finds {', '.join(found)} ({count_reason})"
-    return f"disagree: CNN rejects ({reasons}), count finds no problem ({count_reason})"
+    why = f" ({', '.join(cnn)})" if cnn else ""
+    return f"disagree: CNN rejects{why}, count finds no problem ({count_reason})"

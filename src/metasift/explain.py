@@ -39,7 +39,9 @@ def occlusion_map(image: np.ndarray, clf, *, grid: int = 8):
 
 
 def write_explanation(path: str | Path, clf, row: dict, out_dir: Path, name: str) -> Path:
-    """PNG of the picture with the occlusion map over it and the decision written on it."""
+    """``out_dir/name.png``: the picture with the occlusion map over it, the square the model
+    looked at labelled, the decision written on it, and a colour scale saying what the colours
+    mean."""
     from matplotlib import colormaps
     from PIL import Image, ImageDraw
 
@@ -50,21 +52,35 @@ def write_explanation(path: str | Path, clf, row: dict, out_dir: Path, name: str
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     left, top, right, bottom = (round(v * scale) for v in box)
     seen = (max(1, right - left), max(1, bottom - top))
-    base = (
-        Image.fromarray((image * 255).astype(np.uint8)).resize(size, Image.BILINEAR).convert("RGB")
-    )
-    norm = heat / heat.max() if heat.max() > 0 else heat
+    band, scale_w = 20, 150
+    canvas = Image.new("RGB", (size[0], size[1] + 2 * band), (0, 0, 0))
+    picture = Image.fromarray((image * 255).astype(np.uint8)).resize(size, Image.BILINEAR)
+    canvas.paste(picture.convert("RGB"), (0, band))
+    top_drop = float(heat.max())
+    norm = heat / top_drop if top_drop > 0 else heat
     colour = (colormaps["inferno"](norm)[..., :3] * 255).astype(np.uint8)
     overlay = Image.fromarray(colour).resize(seen, Image.BICUBIC)
-    alpha = Image.fromarray((norm * 150).astype(np.uint8)).resize(seen, Image.BICUBIC)
-    base.paste(overlay, (left, top), alpha)
-    draw = ImageDraw.Draw(base)
-    if seen != size:  # the model looked at this square only
-        draw.rectangle((left, top, left + seen[0] - 1, top + seen[1] - 1), outline=(0, 160, 255))
+    # strong enough to see: any cell that mattered is at least half opaque
+    alpha = np.where(norm > 0.05, 110 + 110 * norm, 0).astype(np.uint8)
+    canvas.paste(overlay, (left, top + band), Image.fromarray(alpha).resize(seen, Image.BICUBIC))
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle(
+        (left, top + band, left + seen[0] - 1, top + band + seen[1] - 1),
+        outline=(0, 160, 255),
+        width=2,
+    )
+    draw.text((left + 3, top + band + 2), "what the classifier looked at", fill=(0, 160, 255))
     text = f"{row['decision']}: {row.get('reasons') or '-'}  p_reject {float(row['p_reject']):.3f}"
-    draw.rectangle((0, 0, size[0], 18), fill=(0, 0, 0))
-    draw.text((4, 3), text, fill=(255, 255, 255))
+    draw.text((4, 4), text, fill=(255, 255, 255))
+    ramp = (colormaps["inferno"](np.linspace(0, 1, scale_w))[:, :3] * 255).astype(np.uint8)
+    y = size[1] + band + 4
+    canvas.paste(Image.fromarray(np.repeat(ramp[None], 12, 0)), (4, y))
+    draw.text(
+        (scale_w + 10, y),
+        f"how much hiding that part lowers p_reject: 0 to {top_drop:.3f}",
+        fill=(255, 255, 255),
+    )
     target = Path(out_dir) / f"{name}.png"
     with atomic_path(target, ".png") as tmp:
-        base.save(tmp)
+        canvas.save(tmp)
     return target

@@ -58,6 +58,7 @@ class Spread:
     """One metaphase spread: the chromosomes grouped together."""
 
     chromosome_count: int
+    box: Box | None = None  # around its chromosomes' centres (where they lie, not their ends)
 
 
 @dataclass

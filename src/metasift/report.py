@@ -1,5 +1,8 @@
-"""A self-contained HTML page to review a run: thumbnails grouped by decision and reason,
-a table sortable by p_reject, and the explanation images. Opens in any browser, offline."""
+"""A self-contained HTML page to review a run: a table of every picture (decision, reasons,
+p_reject, the count and its reason, whether the CNN and the count agree, links to each
+overlay and heat map) that sorts by any column and filters to the disagreements, and
+thumbnails grouped by decision and reason that open the full picture. Opens in any browser,
+offline; the links are relative to the page, so the page travels with the pictures."""
 
 from __future__ import annotations
 
@@ -37,30 +40,75 @@ def _embed(path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode()
 
 
+def _href(path, page: Path) -> str:
+    """A link to ``path`` from the page: relative where it can be, else a file URL."""
+    path = Path(os.path.abspath(path))
+    try:
+        text = os.path.relpath(path, os.path.abspath(page.parent))
+    except ValueError:  # another drive (Windows)
+        return path.as_uri()
+    return html.escape("/".join(Path(text).parts), quote=True)
+
+
+def _link(path, page: Path, label: str) -> str:
+    if not path or not Path(path).is_file():
+        return ""
+    return f"<a href='{_href(path, page)}'>{label}</a>"
+
+
 def write_report(
-    rows: list[dict], target: Path, *, title: str, summary: str, explanations=None
+    rows: list[dict],
+    target: Path,
+    *,
+    title: str,
+    summary: str,
+    explanations=None,
+    overlays: Path | None = None,
 ) -> None:
+    """Write the page. ``explanations`` maps a picture's path to its heat map; ``overlays``
+    is the folder of the count's overlays (named by `metasift.pipeline.overlay_name`)."""
+    from .pipeline import overlay_name
+
+    target = Path(target)
     explanations = explanations or {}
+
+    def overlay_of(row):
+        return Path(overlays) / overlay_name(row["path"]) if overlays else None
+
     groups: dict[str, list[dict]] = {}
     for row in rows:
-        key = (
-            row["decision"]
-            if row["decision"] != "reject"
-            else f"reject: {(row.get('reasons') or 'unspecified').split(';')[0]}"
-        )
+        key = row["decision"]
+        if key == "reject" and row.get("reasons"):
+            key = f"reject: {row['reasons'].split(';')[0]}"
         groups.setdefault(key, []).append(row)
+    disagree = sum(str(r.get("agreement", "")).startswith(("disagree", "both")) for r in rows)
     parts = [f"<h1>{html.escape(title)}</h1><p>{html.escape(summary)}</p>"]
     parts.append(
-        "<h2>All pictures</h2><p>Click a column title to sort.</p><table id='t'><thead><tr>"
+        "<h2>All pictures</h2><p>Click a column title to sort. "
+        f"<label><input type='checkbox' id='only'> only where the CNN and the count disagree "
+        f"({disagree})</label></p><table id='t'><thead><tr>"
         "<th>picture</th><th>decision</th><th>reasons</th><th>p_reject</th><th>count</th>"
-        "<th>count's reason</th><th>agreement</th></tr></thead><tbody>"
+        "<th>count's reason</th><th>agreement</th><th>overlay</th><th>heat map</th>"
+        "</tr></thead><tbody>"
     )
     for row in rows:
-        cells = [row.get(k, "") for k in ("path", "decision", "reasons", "p_reject")]
-        count = row.get("chromosome_count", "")
+        agreement = str(row.get("agreement", ""))
+        differs = agreement.startswith(("disagree", "both"))
         why = row.get("error") or row.get("count_reason", "")  # an error row says why instead
-        cells += [count, why, row.get("agreement", "")]
-        parts.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+        cells = [
+            f"<a href='{_href(row['path'], target)}'>{html.escape(row['path'])}</a>",
+            *(html.escape(str(row.get(k, ""))) for k in ("decision", "reasons", "p_reject")),
+            html.escape(str(row.get("chromosome_count", ""))),
+            html.escape(str(why)),
+            html.escape(agreement),
+            _link(overlay_of(row), target, "overlay"),
+            _link(explanations.get(row["path"]), target, "heat map"),
+        ]
+        parts.append(
+            f"<tr class='{'differs' if differs else ''}'>"
+            + "".join(f"<td>{c}</td>" for c in cells)
+            + "</tr>"
+        )
     parts.append("</tbody></table>")
     for key in sorted(groups, key=lambda k: (k != "keep", k)):
         items = sorted(groups[key], key=lambda r: -float(r["p_reject"] or 0))
@@ -68,7 +116,7 @@ def write_report(
         for row in items:
             src = _embed(explanations.get(row["path"])) or _thumb(row["path"])
             img = (
-                f"<img src='{src}' loading='lazy'>"
+                f"<a href='{_href(row['path'], target)}'><img src='{src}' loading='lazy'></a>"
                 if src
                 else "<div class='missing'>no preview</div>"
             )
@@ -78,11 +126,14 @@ def write_report(
                 if row["p_reject"] != ""
                 else html.escape(row.get("error", ""))
             )
+            if row.get("chromosome_count", "") != "":
+                detail += f", {row['chromosome_count']} chromosomes"
             parts.append(f"<figure>{img}<figcaption>{caption}<br>{detail}</figcaption></figure>")
         parts.append("</div>")
     page = f"""<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:1em 2em}} table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:2px 6px}} th{{cursor:pointer;background:#eee}}
+tr.differs td{{background:#fff3e0}} .hide{{display:none}}
 .grid{{display:flex;flex-wrap:wrap;gap:8px}} figure{{margin:0;width:224px;font-size:12px}}
 img{{width:220px;border:1px solid #999}} .missing{{width:220px;height:160px;background:#fdd}}</style>
 <script>
@@ -91,7 +142,9 @@ t.querySelectorAll('th').forEach((th,i)=>th.onclick=()=>{{const b=t.tBodies[0];
 const rows=[...b.rows];const up=th.dataset.up!=='1';th.dataset.up=up?'1':'0';
 rows.sort((x,y)=>{{const a=x.cells[i].textContent,c=y.cells[i].textContent;
 const na=parseFloat(a),nc=parseFloat(c);const r=(!isNaN(na)&&!isNaN(nc))?na-nc:a.localeCompare(c);
-return up?r:-r}});rows.forEach(r=>b.appendChild(r))}})}});
+return up?r:-r}});rows.forEach(r=>b.appendChild(r))}});
+document.getElementById('only').onchange=e=>{{for(const r of t.tBodies[0].rows)
+r.classList.toggle('hide',e.target.checked&&!r.classList.contains('differs'))}}}});
 </script></head><body>{"".join(parts)}</body></html>"""
     # names not in UTF-8 are shown escaped
     write_text(target, page.encode("utf-8", "backslashreplace").decode("utf-8"))

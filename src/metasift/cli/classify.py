@@ -51,6 +51,12 @@ def add_parsers(sub) -> None:
     p.add_argument(
         "--explain", type=Path, metavar="DIR", help="heat map PNG for each rejected picture"
     )
+    p.add_argument(
+        "--overlay",
+        type=Path,
+        metavar="DIR",
+        help="write each picture with what the count found drawn on it (as metasift count does)",
+    )
     p.add_argument("--report", type=Path, metavar="HTML", help="self-contained review page")
     p.add_argument(
         "--threshold", type=float, help="on p_reject (unset: the model's thresholds.json)"
@@ -86,6 +92,7 @@ def _classify(args) -> int:
         sort_into=args.sort_into,
         link=args.link,
         explain=args.explain,
+        overlay=args.overlay,
         report=args.report,
         threshold=args.threshold,
         count=not args.no_count,
@@ -108,6 +115,7 @@ def classify_job(
     sort_into: Path | None = None,
     link: bool = False,
     explain: Path | None = None,
+    overlay: Path | None = None,
     report: Path | None = None,
     threshold: float | None = None,
     count: bool = True,
@@ -122,7 +130,7 @@ def classify_job(
     from ..classify import Classifier
     from ..classify import sort_into as sort_copy
     from ..count import CountConfig
-    from ..pipeline import Ledger, columns, run, still_valid
+    from ..pipeline import Ledger, columns, overlay_name, run, still_valid
 
     out = Path(out)
     if out.suffix.lower() not in (".csv", ".json"):
@@ -148,6 +156,7 @@ def classify_job(
             steps,
             classifier=clf,
             count_config=CountConfig(min_chromosomes=min_chromosomes) if count else None,
+            overlay_dir=overlay if count else None,
             known=known,
             workers=workers,
             batch_size=batch_size,
@@ -161,7 +170,7 @@ def classify_job(
             if explain and row["decision"] == "reject":
                 from ..explain import write_explanation
 
-                name = f"{n:06d}_{Path(row['path']).stem}"
+                name = Path(overlay_name(row["path"])).stem  # the overlay's name, in its folder
                 explained[row["path"]] = write_explanation(row["path"], clf, row, explain, name)
             progress(n, len(files), start)
         took = time.perf_counter() - start
@@ -183,26 +192,34 @@ def classify_job(
             title=f"metasift: {len(rows)} pictures",
             summary=summary,
             explanations=explained,
+            overlays=overlay if count else None,
         )
         print(f"report: {report}")
     return 1 if any(r["decision"] == "error" for r in rows) else 0
 
 
 def summarise(rows, seconds: float) -> str:
+    """One line: kept, rejected (by first reason, when the model names reasons), unreadable,
+    not counted, where the CNN and the count disagree, and the speed."""
     kept = sum(r["decision"] == "keep" for r in rows)
     errors = sum(r["decision"] == "error" for r in rows)
+    rejects = [r for r in rows if r["decision"] == "reject"]
     reasons: dict[str, int] = {}
-    for r in rows:
-        if r["decision"] == "reject":
-            key = (r.get("reasons") or "unspecified").split(";")[0]
+    for r in rejects:
+        if r.get("reasons"):
+            key = r["reasons"].split(";")[0]
             reasons[key] = reasons.get(key, 0) + 1
-    rejected = sum(reasons.values())
     by = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
     uncounted = sum(r.get("agreement") == "no count" for r in rows)
+    disagree = sum(str(r.get("agreement", "")).startswith("disagree") for r in rows)
+    differ = sum(str(r.get("agreement", "")).startswith("both reject") for r in rows)
+    counted = any(r.get("agreement") for r in rows)
     return (
-        f"{len(rows)} pictures: {kept} kept, {rejected} rejected"
+        f"{len(rows)} pictures: {kept} kept, {len(rejects)} rejected"
         + (f" ({by})" if by else "")
         + f", {errors} could not be read"
         + (f", {uncounted} classified but not counted" if uncounted else "")
+        + (f"; the CNN and the count disagree on {disagree}" if counted else "")
+        + (f" (and reject {differ} more for different reasons)" if differ else "")
         + f"; {len(rows) / max(seconds, 1e-9):.1f} images/s"
     )

@@ -26,8 +26,12 @@ def _demo(args) -> int:
     """Classify, sort and report a synthetic slide; then compare with the truth."""
     import csv
 
+    from ..classify import Classifier
+    from ..explain import write_explanation
+    from ..pipeline import overlay_name, read_results
+    from ..report import write_report
     from ..synth import write_dataset
-    from .classify import classify_job
+    from .classify import classify_job, summarise
 
     slide, out = args.out / "slide", args.out
     start = time.perf_counter()
@@ -37,20 +41,36 @@ def _demo(args) -> int:
         f"made a synthetic slide of {args.n} pictures and one damaged file in {slide} "
         f"({time.perf_counter() - start:.1f} s)\n"
     )
-    classify_job(
-        [slide],
-        out / "results.csv",
-        report=out / "report.html",
-        sort_into=out / "sorted",
-    )
+    began = time.perf_counter()
+    classify_job([slide], out / "results.csv", sort_into=out / "sorted", overlay=out / "overlays")
+    took = time.perf_counter() - began
     with open(slide / "labels.csv", newline="") as fh:
         truth = {str(slide / r["path"]): r for r in csv.DictReader(fh)}
-    with open(out / "results.csv", newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["path"] in truth]
-    right = sum(
-        (r["decision"] == "keep") == (truth[r["path"]]["label"] == "available") for r in rows
+    rows = read_results(out / "results.csv")
+    # heat maps for a few rejected pictures (each takes 65 passes of the model)
+    clf = Classifier()
+    explained = {}
+    for row in [r for r in rows if r["decision"] == "reject"][:3]:
+        name = Path(overlay_name(row["path"])).stem
+        explained[row["path"]] = write_explanation(row["path"], clf, row, out / "heatmaps", name)
+    write_report(
+        rows,
+        out / "report.html",
+        title=f"metasift demo: {len(rows)} pictures",
+        summary=summarise(rows, took),
+        explanations=explained,
+        overlays=out / "overlays",
     )
-    print(f"\nagainst the slide's ground truth: {right} of {len(rows)} keep/reject decisions right")
-    print(f"sorted copies in {out / 'sorted'}; open {out / 'report.html'} in a browser to review")
+    scored = [r for r in rows if r["path"] in truth]
+    right = sum(
+        (r["decision"] == "keep") == (truth[r["path"]]["label"] == "available") for r in scored
+    )
+    print(
+        f"\nagainst the slide's ground truth: {right} of {len(scored)} keep/reject decisions right"
+    )
+    print(f"sorted copies in {out / 'sorted'}")
+    print(f"what the count found, drawn on each picture: {out / 'overlays'}")
+    print(f"why {len(explained)} rejected pictures were rejected (heat maps): {out / 'heatmaps'}")
+    print(f"open {out / 'report.html'} in a browser to review the run")
     print(f"demo finished in {time.perf_counter() - start:.1f} s")
     return 0

@@ -150,8 +150,9 @@ def count_chromosomes(
         result.verdicts = verdicts([], 0, min_chromosomes=min_chromosomes)
         result.reason = f"no chromosomes found (0 < {min_chromosomes})"
         return result
-    main = _spreads(np.array(centres, float), half)
-    result.spreads = [Spread(n) for n in main]
+    points = np.array(centres, float)
+    result.spreads = [_spread(points, m, half, image.shape) for m in _spreads(points, half)]
+    main = result.chromosomes_per_spread
     result.verdicts = verdicts(main, len(over), min_chromosomes=min_chromosomes)
     reasons = []
     if result.spread_count >= 2:
@@ -425,12 +426,13 @@ def _apart(objects: list[Chromosome], stray: float) -> tuple[list, list]:
     return [o for o, a in zip(objects, apart) if not a], [o for o, a in zip(objects, apart) if a]
 
 
-def _spreads(centres: np.ndarray, half: float) -> list[int]:
-    """Chromosomes per spread, largest first. Single linkage cut at a gap several times the
-    typical distance between neighbouring chromosomes; groups too small to be a spread (a few
-    stray chromosomes) join the nearest spread."""
+def _spreads(centres: np.ndarray, half: float) -> list[np.ndarray]:
+    """The chromosomes (indices into ``centres``) of each spread, largest first. Single
+    linkage cut at a gap several times the typical distance between neighbouring chromosomes;
+    groups too small to be a spread (a few stray chromosomes) join the nearest spread."""
+    everything = [np.arange(len(centres))]
     if len(centres) < 2:
-        return [len(centres)]
+        return everything
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.spatial import cKDTree
 
@@ -440,11 +442,21 @@ def _spreads(centres: np.ndarray, half: float) -> list[int]:
     groups = {g: np.flatnonzero(labels == g) for g in np.unique(labels)}
     big = [g for g, idx in groups.items() if len(idx) >= max(8, 0.2 * len(centres))]
     if not big:
-        return [len(centres)]
-    sizes = {g: len(groups[g]) for g in big}
+        return everything
+    members = {g: [groups[g]] for g in big}
     middles = {g: centres[groups[g]].mean(0) for g in big}
     for g, idx in groups.items():
-        if g not in sizes:
+        if g not in members:
             home = min(big, key=lambda b: np.linalg.norm(centres[idx].mean(0) - middles[b]))
-            sizes[home] += len(idx)
-    return sorted(sizes.values(), reverse=True)
+            members[home].append(idx)
+    spreads = [np.sort(np.concatenate(parts)) for parts in members.values()]
+    return sorted(spreads, key=len, reverse=True)
+
+
+def _spread(centres: np.ndarray, members: np.ndarray, half: float, shape) -> Spread:
+    """A spread and the box around its chromosomes' centres, a chromosome's length wider."""
+    pad = 6 * half
+    (r0, c0), (r1, c1) = centres[members].min(0) - pad, centres[members].max(0) + pad
+    r1, c1 = min(shape[0], int(np.ceil(r1)) + 1), min(shape[1], int(np.ceil(c1)) + 1)
+    box = (max(0, int(r0)), max(0, int(c0)), r1, c1)
+    return Spread(len(members), box)

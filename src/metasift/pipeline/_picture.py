@@ -97,7 +97,7 @@ def classify_prepared(prepared: list[tuple[Result, np.ndarray | None]], classifi
             result.classification = Classification(
                 decision=d["decision"],
                 p_reject=d["p_reject"],
-                probabilities={c: d[f"p_{c}"] for c in classifier.classes[1:]},
+                probabilities={c: d[k] for c in classifier.classes[1:] if (k := f"p_{c}") in d},
                 reasons=[r for r in d["reasons"].split(";") if r],
             )
         result.model = classifier.name

@@ -23,7 +23,7 @@ def columns(steps: Sequence[str], classes: Sequence[str] = ()) -> list[str]:
     ``count`` alone. ``classes``: the classifier's, keep class first."""
     if "classify" in steps:
         count = [*FINDINGS_COLUMNS, "agreement"] if "count" in steps else []
-        probs = [f"p_{c}" for c in classes[1:]]
+        probs = [f"p_{c}" for c in classes[1:] if c != "reject"]  # keep/reject: p_reject only
         return ["path", "decision", "p_reject", *probs, "reasons", *count,
                 "width", "height", "model", "error", *IDENTITY]  # fmt: skip
     return ["path", "width", "height", *FINDINGS_COLUMNS, "counter", "error", *IDENTITY]
