@@ -40,8 +40,10 @@ class Exported:
 
     def summary(self) -> str:
         text = f"{self.path}: {self.rows} pictures"
-        if self.reviewed or self.machine:
+        if self.machine:
             text += f" ({self.reviewed} reviewed, {self.machine} the machine's confident calls)"
+        else:
+            text += f", {self.reviewed} reviewed"
         if self.left_out:
             text += f"; {self.left_out} left out: missing or changed since the run"
         return text + (f"; {self.note}" if self.note else "")

@@ -21,7 +21,7 @@ PAGE = r"""<!doctype html>
   #gridbox { overflow: auto; padding: .5em; }
   #grid { display: flex; flex-wrap: wrap; gap: 4px; }
   .cell { width: 104px; border: 3px solid transparent; cursor: pointer; font-size: 11px;
-          text-align: center; background: #fafafa; }
+          text-align: center; background: #fafafa; padding-bottom: 6px; }
   .cell img { width: 100px; height: 80px; object-fit: contain; background: #ddd; display: block; }
   .cell.current { border-color: #1e88e5; }
   .cell.keep { box-shadow: inset 0 -4px #43a047; } .cell.reject { box-shadow: inset 0 -4px #e53935; }
@@ -29,7 +29,7 @@ PAGE = r"""<!doctype html>
   .cell .bad { color: #fff; background: #e53935; }
   #pager { margin: .5em 0; display: flex; gap: .5em; align-items: center; }
   #viewer { padding: .5em 1em; overflow: auto; border-left: 1px solid #ccc; }
-  #big { max-width: 100%; max-height: 62vh; display: block; background: #ddd; }
+  #big { width: 100%; max-height: 62vh; object-fit: contain; display: block; background: #ddd; }
   #warning { background: #ffebee; color: #b71c1c; padding: .4em; display: none; font-weight: 600; }
   #tabs button.on { background: #1e88e5; color: #fff; }
   table.figures td { padding: 1px 8px 1px 0; vertical-align: top; }
