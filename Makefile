@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --constraint constraints.txt
 
-.PHONY: demo test lint default-model clean
+.PHONY: demo test lint default-model clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,14 +16,21 @@ $(VENV)/.core: $(BIN)/python pyproject.toml constraints.txt
 	touch $@
 
 $(VENV)/.all: $(VENV)/.core
-	$(PIP) --editable '.[train,cluster,dev]'
+	$(PIP) --editable '.[train,cluster,dev,review]' httpx playwright  # review: API + browser tests
 	touch $@
 
 demo: $(VENV)/.core
 	rm -rf demo_out
 	$(BIN)/metasift demo --out demo_out
 
-test: $(VENV)/.all
+# the review page's browser test drives Debian's Chromium (Playwright brings no browser here)
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else echo "the review page's browser test needs Chromium: sudo apt-get install chromium"; fi
+
+test: $(VENV)/.all browser
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/python -m pytest -q
 

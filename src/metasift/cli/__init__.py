@@ -12,9 +12,9 @@ import sys
 
 from .. import __version__
 from ..dose.cli import add_parser as add_dose_parser
-from . import classify, count, demo, info, synth, train
+from . import classify, count, demo, info, review, synth, train
 
-FAMILIES = (synth, train, classify, count, info, demo)  # in the order --help lists them
+FAMILIES = (synth, train, classify, count, review, info, demo)  # in the order --help lists them
 
 
 def get_parser() -> argparse.ArgumentParser:
