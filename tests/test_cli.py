@@ -1,5 +1,8 @@
+import re
 import subprocess
 import sys
+
+import pytest
 
 from metasift.cli import main
 
@@ -41,3 +44,21 @@ def test_synth_choices_are_the_synthesisers():
 
     assert command.STAINS == synth.STAINS and command.STYLES == synth.STYLES
     assert command.FORMATS == synth.FORMATS
+
+
+def test_help_prints_each_default_once_and_never_none(capsys):
+    for command in ("synth", "train", "evaluate", "classify", "count", "info", "demo"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "(default: None)" not in text and "(default: False)" not in text, command
+        # a default written into the help text and added again by argparse
+        assert not re.search(r"\((default|unset)[^()]*\) \(default:", text), command
+
+
+def test_the_manifest_format_is_written_the_same_in_help_and_data(capsys):
+    from metasift import data
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert data.MANIFEST in " ".join(capsys.readouterr().out.split())

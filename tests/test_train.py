@@ -118,6 +118,9 @@ def test_binary_layout_with_split_folders(binary, tmp_path, capsys):
     config = models.read_config(out)
     assert config["classes"] == ["keep", "reject"]
     assert config["trained_on"]["counts"]["test"] == {"keep": 1, "reject": 3}
+    # a test split of 1 keep and 3 rejects measures nothing: said in config.json and out loud
+    assert any("the test split holds only 1 keep picture" in w for w in config["warnings"])
+    assert "warning: the test split holds only 1 keep picture" in capsys.readouterr().out
     report = tmp_path / "reports" / "eval.json"  # a folder not made yet
     result = evaluate.evaluate(out, binary, json_path=report, log=lambda *_: None)
     assert result["n"] == 4  # the test split only
@@ -127,6 +130,7 @@ def test_binary_layout_with_split_folders(binary, tmp_path, capsys):
     assert evaluate._relative(tmp_path / "b.png", binary) == str(tmp_path / "b.png")
     assert report.with_suffix(".png").is_file()
     assert json.loads(report.read_text())["binary"]["confusion"]
+    assert any("only 1 keep picture" in w for w in json.loads(report.read_text())["warnings"])
     # classified with it: one p_reject column, no made-up reason "reject", sorted into reject/
     results, sorted_ = tmp_path / "bin.csv", tmp_path / "sorted"
     capsys.readouterr()
@@ -314,6 +318,40 @@ def test_grouped_split_keeps_slides_together(tmp_path):
             where.setdefault(s.group, set()).add(split)
     assert all(len(v) == 1 for v in where.values())
     assert sum(len(v) for v in ds.splits.values()) == 60 and ds.splits["train"]
+
+
+def test_a_labs_own_sheet_is_a_manifest(tmp_path):
+    """image,label,reason,confidence,note with keep / reject / borderline, as labs keep them."""
+    rows = ["image,label,reason,confidence,note"]
+    for i in range(30):
+        label = ("keep", "reject", "borderline", "unsure")[i % 4]
+        rows.append(f"img{i}.png,{label},{'debris' if label == 'reject' else ''},0.9,")
+    (tmp_path / "sheet.csv").write_text("\n".join(rows) + "\n")
+    ds = data.discover(tmp_path / "sheet.csv")
+    assert ds.classes == ("keep", "reject")
+    assert sum(len(v) for v in ds.splits.values()) == 16
+    assert ds.skipped == {"borderline": 7, "unsure": 7} and ds.summary()["skipped"]
+    (tmp_path / "bad.csv").write_text("picture_id,verdict\na.png,keep\n")
+    with pytest.raises(data.DataError) as err:
+        data.discover(tmp_path / "bad.csv")
+    said = str(err.value)
+    assert data.MANIFEST in said and "found picture_id, verdict" in said
+
+
+def test_caveats_say_when_figures_mean_nothing():
+    always_reject = dict(accuracy=0.75, sensitivity=1.0, specificity=0.0, roc_auc=0.47)
+    said = evaluate.caveats(always_reject, n_keep=1, n_reject=3, where="the test split")
+    assert any("specificity 0" in w and "every usable picture is rejected" in w for w in said)
+    assert any("only 1 keep picture" in w for w in said)
+    assert any("no better than always answering reject" in w for w in said)
+    assert any("near 0.5" in w for w in said)
+    only_keeps = evaluate.caveats(dict(accuracy=1.0), n_keep=2, n_reject=0, where="the test split")
+    assert (
+        only_keeps[-1]
+        == "the test split holds no reject pictures: its sensitivity cannot be measured"
+    )
+    fine = dict(accuracy=0.95, sensitivity=0.95, specificity=0.95, roc_auc=0.98)
+    assert evaluate.caveats(fine, n_keep=50, n_reject=50, where="x") == []
 
 
 def test_manifest_not_in_utf8_is_a_clear_error(tmp_path):

@@ -17,6 +17,13 @@ import numpy as np
 from .io import IMAGE_SUFFIXES, ImageReadError, read_image
 
 KEEP_CLASSES = ("keep", "available")  # the class that means "usable for scoring"
+MANIFEST = "path,label[,reasons][,group][,split]"  # a CSV manifest's columns, as --help says
+ALIASES = {  # what labs' own sheets call the columns
+    "path": ("image", "file", "filename", "picture"),
+    "reasons": ("reason",),
+    "group": ("slide", "donor"),
+}
+UNDECIDED = ("borderline", "unsure", "uncertain", "?", "")  # labels not used for training
 SPLITS = ("train", "val", "test")
 PAPER_RATIOS = (0.82, 0.08, 0.10)  # 16,400 / 1,641 / 2,040 pictures in the reference paper
 
@@ -37,6 +44,7 @@ class DataSet:
     classes: tuple[str, ...]  # keep class first, then the reject reasons, sorted
     splits: dict[str, list[Sample]] = field(default_factory=dict)
     source: str = ""
+    skipped: dict[str, int] = field(default_factory=dict)  # undecided labels left out, by label
 
     @property
     def keep_class(self) -> str:
@@ -54,6 +62,7 @@ class DataSet:
         return {
             "source": self.source,
             "classes": list(self.classes),
+            "skipped": dict(self.skipped),
             "counts": {
                 split: {c: sum(s.label == c for s in items) for c in self.classes}
                 for split, items in self.splits.items()
@@ -63,11 +72,12 @@ class DataSet:
 
 def discover(source: str | os.PathLike, *, seed: int = 0, ratios=PAPER_RATIOS) -> DataSet:
     """Find labelled pictures: an ImageFolder (``keep/ reject/`` or ``available/ mixed/ debris/
-    too_few/``, optionally under ``train/ val/ test/``) or a CSV manifest
-    ``path,label[,reasons][,group][,split]`` with paths relative to the CSV."""
+    too_few/``, optionally under ``train/ val/ test/``) or a CSV manifest (``MANIFEST``) with
+    paths relative to the CSV; rows labelled borderline or unsure are left out and counted."""
     source = Path(source)
+    skipped: dict[str, int] = {}
     if source.is_file() and source.suffix.lower() == ".csv":
-        samples, fixed = _from_manifest(source)
+        samples, fixed, skipped = _from_manifest(source)
     elif source.is_dir():
         samples, fixed = _from_folders(source)
     else:
@@ -84,7 +94,7 @@ def discover(source: str | os.PathLike, *, seed: int = 0, ratios=PAPER_RATIOS) -
         if not splits["val"]:  # carve validation out of train, as the paper does
             inner = split_samples(splits["train"], seed=seed, ratios=(0.9, 0.1, 0.0))
             splits["train"], splits["val"] = inner["train"], inner["val"]
-    return DataSet(classes=classes, splits=splits, source=str(source))
+    return DataSet(classes=classes, splits=splits, source=str(source), skipped=skipped)
 
 
 def _order_classes(labels: set[str], source: Path) -> tuple[str, ...]:
@@ -129,19 +139,47 @@ def _from_manifest(path: Path):
         raise DataError(
             f"{path}: not UTF-8 text (byte {err.start}); save the manifest as CSV UTF-8"
         ) from None
-    if not rows or not {"path", "label"} <= set(rows[0]):
-        raise DataError(f"{path}: a manifest needs the columns path,label (optional: group, split)")
+    found = list(rows[0]) if rows else []
+    columns = _columns(found)
+    if not rows or not {"path", "label"} <= set(columns.values()):
+        raise DataError(
+            f"{path}: a manifest needs the columns {MANIFEST} (path may be called image or "
+            f"file, reasons reason); found {', '.join(found) or 'no columns'}"
+        )
+    rows = [{columns.get(k, k): v for k, v in r.items()} for r in rows]
+    skipped: dict[str, int] = {}
+    decided = []
+    for r in rows:
+        label = (r["label"] or "").strip()
+        if label.lower() in UNDECIDED:
+            skipped[label or "(blank)"] = skipped.get(label or "(blank)", 0) + 1
+        else:
+            decided.append({**r, "label": label})
     base = path.parent
     samples = [
-        Sample(base / r["path"], r["label"].strip(), (r.get("group") or "").strip()) for r in rows
+        Sample(base / r["path"], r["label"], (r.get("group") or "").strip()) for r in decided
     ]
-    if "split" in rows[0] and all(r.get("split") for r in rows):
-        fixed = [r["split"].strip() for r in rows]
+    if decided and "split" in decided[0] and all(r.get("split") for r in decided):
+        fixed = [r["split"].strip() for r in decided]
         bad = sorted(set(fixed) - set(SPLITS))
         if bad:
             raise DataError(f"{path}: unknown split names {bad}; use train, val, test")
-        return samples, fixed
-    return samples, None
+        return samples, fixed, skipped
+    return samples, None, skipped
+
+
+def _columns(found: list[str]) -> dict[str, str]:
+    """Each found column's standard name (``ALIASES``; case and spaces ignored), for the
+    columns that have one."""
+    names = {}
+    for column in found:
+        key = (column or "").strip().lower()
+        for standard, aliases in ALIASES.items():
+            if key == standard or key in aliases:
+                names[column] = standard
+        if key in ("label", "split"):
+            names[column] = key
+    return names
 
 
 def split_samples(

@@ -109,6 +109,37 @@ def metrics(probs: np.ndarray, targets, classes, threshold: float, model_classes
     return result
 
 
+MIN_PER_CLASS = 10  # fewer pictures of a class than this measure nothing about it
+
+
+def caveats(binary: dict, n_keep: int, n_reject: int, where: str) -> list[str]:
+    """In plain words, why keep/reject figures measured ``where`` (e.g. "the test split") may
+    mean nothing: a class missing or too rare, a sensitivity or specificity of 0, a model no
+    better than always giving the same answer, a ROC AUC near 0.5."""
+    said = []
+    for n, name, about in ((n_keep, "keep", "specificity"), (n_reject, "reject", "sensitivity")):
+        if n == 0:
+            said.append(f"{where} holds no {name} pictures: its {about} cannot be measured")
+        elif n < MIN_PER_CLASS:
+            said.append(f"{where} holds only {n} {name} picture(s): too few to measure its {about}")
+    if n_reject and binary.get("sensitivity") == 0:
+        said.append(f"sensitivity 0 on {where}: not one of the {n_reject} bad pictures is caught")
+    if n_keep and binary.get("specificity") == 0:
+        said.append(f"specificity 0 on {where}: every usable picture is rejected")
+    if n_keep and n_reject:
+        majority = max(n_keep, n_reject) / (n_keep + n_reject)
+        answer = "keep" if n_keep >= n_reject else "reject"
+        if binary.get("accuracy", 1) <= majority:
+            said.append(
+                f"keep/reject accuracy {binary['accuracy']:.3f} on {where} is no better than "
+                f"always answering {answer} ({majority:.3f})"
+            )
+        auc = binary.get("roc_auc", float("nan"))
+        if abs(auc - 0.5) < 0.1:
+            said.append(f"ROC AUC {auc:.2f} on {where} is near 0.5: no better than chance")
+    return said
+
+
 def evaluation_set(data: str | os.PathLike, seed: int = 0) -> tuple[DataSet, list]:
     """The test split of ``data`` when it has one (train/val/test folders or a split column),
     else every labelled picture in it."""
@@ -155,6 +186,10 @@ def evaluate(
         for s, p, r, t in zip(samples, probs, pred_reject, targets)
         if r != (t != 0) or (classes == tuple(model_classes) and int(p.argmax()) != t)
     ]
+    is_reject = np.asarray(targets) != 0
+    result["warnings"] = caveats(
+        result["binary"], int((~is_reject).sum()), int(is_reject.sum()), "this data"
+    )
     result.update(model=str(clf.folder), model_hash=clf.hash, data=str(data), backend=backend)
     log(report(result))
     if json_path:
@@ -189,6 +224,7 @@ def report(r: dict) -> str:
     lines.append("  confusion (rows: true, columns: predicted): " + " ".join(labels))
     for name, row in zip(labels, r["confusion_matrix"]):
         lines.append(f"    {name:12s} " + " ".join(f"{v:6d}" for v in row))
+    lines += [f"  warning: {w}" for w in r.get("warnings", [])]
     lines.append(f"  misclassified: {len(r['misclassified'])}")
     for m in r["misclassified"][:10]:
         lines.append(

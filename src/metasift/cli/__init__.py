@@ -13,6 +13,7 @@ import sys
 from .. import __version__
 from ..dose.cli import add_parser as add_dose_parser
 from . import classify, count, demo, info, review, synth, train
+from ._common import HelpFormatter
 
 FAMILIES = (synth, train, classify, count, review, info, demo)  # in the order --help lists them
 
@@ -21,7 +22,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="metasift",
         description="Sift metaphase pictures for the dicentric chromosome assay.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"metasift {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

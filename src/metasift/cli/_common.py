@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default, once: not for required options, flags, options whose default is
+    decided later (None: their help says what decides it), or help that already names it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        quiet = action.default in (None, False, argparse.SUPPRESS) or action.required
+        if quiet or "default" in text or "unset" in text:
+            return text
+        return super()._get_help_string(action)
 
 
 def list_inputs_or_fail(inputs, verb: str) -> list:

@@ -3,18 +3,17 @@ beside each decision. `classify_job` is the whole job, callable from Python (the
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
-from ._common import add_scheduler, list_inputs_or_fail, progress
+from ._common import HelpFormatter, add_scheduler, list_inputs_or_fail, progress
 
 
 def add_parsers(sub) -> None:
     p = sub.add_parser(
         "classify",
         help="keep or reject pictures, and say why",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
         description="Classify pictures (files, folders searched recursively, globs) "
         "with a model folder (default: the bundled model). Originals are only read. "
         "Exit code 0: all classified; 1: some could not be read (their rows say why); "
@@ -69,7 +68,7 @@ def add_parsers(sub) -> None:
         action="store_true",
         help="skip the chromosome count and its verdicts (faster)",
     )
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=16, help="pictures per call of the model")
     p.add_argument(
         "--workers",
         type=int,

@@ -3,18 +3,17 @@ the three verdicts. `count_job` is the whole job, callable from Python."""
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
-from ._common import add_scheduler, list_inputs_or_fail, progress
+from ._common import HelpFormatter, add_scheduler, list_inputs_or_fail, progress
 
 
 def add_parsers(sub) -> None:
     p = sub.add_parser(
         "count",
         help="count chromosomes and check the criteria without a model",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
         description="Count chromosomes, spreads, nuclei and debris over chromosomes in "
         "each picture by image analysis (no training), and give the verdicts mixed, "
         "debris and too_few with a short reason.",

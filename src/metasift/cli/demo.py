@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
+
+from ._common import HelpFormatter
 
 
 def add_parsers(sub) -> None:
     p = sub.add_parser(
         "demo",
         help="run the bundled demonstration",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
         description="Make a synthetic slide (with one damaged file), classify it with the bundled "
         "model, sort the pictures, write results.csv and report.html.",
     )

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
+
+from ._common import HelpFormatter
 
 
 def add_parsers(sub) -> None:
     p = sub.add_parser(
         "info",
         help="read pictures and report what they hold",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
         description="Read each picture as metasift sees it and print its format, "
         "bit depth, channels and polarity, or the reason it cannot be read.",
     )

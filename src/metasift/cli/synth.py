@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
 from ..criteria import CLASSES
+from ._common import HelpFormatter
 
 # the synthesiser's choices, without importing it (numpy, scipy) for --help
 STAINS = ("giemsa", "giemsa-color", "dapi")
@@ -18,7 +18,7 @@ def add_parsers(sub) -> None:
     p = sub.add_parser(
         "synth",
         help="write synthetic labelled metaphase pictures",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
         description="Write N synthetic DCA pictures as OUT_DIR/<class>/<id>.png with "
         "labels.csv, per-picture annotations and the settings used.",
     )

@@ -3,20 +3,22 @@ figures on held-out ones."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from ..models._registry import ARCHS
+from ._common import HelpFormatter
 
 
 def add_parsers(sub) -> None:
     p = sub.add_parser(
         "train",
         help="train a classifier on labelled pictures",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
         description="Fine-tune a CNN on labelled pictures and write a model folder. "
         "DATA is an ImageFolder (keep/ reject/, or available/ mixed/ debris/ too_few/, "
-        "optionally under train/ val/ test/) or a CSV manifest path,label[,group]. "
+        "optionally under train/ val/ test/) or a CSV manifest path,label[,reasons][,group][,split] "
+        "(image or file for path, reason for reasons; rows labelled borderline or unsure are "
+        "left out). "
         "Defaults follow --recipe; flags and --config override it.",
     )
     p.add_argument("data", type=Path, metavar="DATA")
@@ -62,7 +64,8 @@ def add_parsers(sub) -> None:
     opt.add_argument(
         "--target-sensitivity",
         type=float,
-        help="lower the p_reject threshold until this share of the validation rejects is caught (default: 0.5)",
+        help="lower the p_reject threshold until this share of the validation rejects is caught "
+        "(unset: 0.5)",
     )
     opt.add_argument("--device", choices=("auto", "cpu", "cuda"))
     opt.add_argument(
@@ -76,7 +79,7 @@ def add_parsers(sub) -> None:
     p = sub.add_parser(
         "evaluate",
         help="measure a model on labelled pictures",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
         description="Test loss, accuracy, balanced accuracy, per-class figures, "
         "keep/reject sensitivity and specificity, ROC AUC, the confusion matrix and "
         "the misclassified files. Uses DATA's test split when it has one.",

@@ -42,7 +42,8 @@ def _number(text: str) -> float:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``dose`` (with ``fit``, ``estimate``, ``tabulate``) to an argparse subparsers object."""
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    from ..cli._common import HelpFormatter as fmt  # each default once, as every command
+
     dose = subparsers.add_parser(
         "dose",
         help="calibration curves and doses from dicentric counts",

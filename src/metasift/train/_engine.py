@@ -1,5 +1,5 @@
 """The training loop's parts that do not depend on the task (classifier now, detector next):
-one epoch of optimisation, the checkpoint a run resumes from, the progress line."""
+one epoch of optimisation, the checkpoint a run resumes from, the progress bar."""
 
 from __future__ import annotations
 
@@ -41,17 +41,28 @@ def train_one_epoch(
 
 
 def progress_line(epoch: int, epochs: int, start: float):
-    """A function that redraws the epoch's progress line on stderr."""
+    """A function ``show(step, steps, loss, acc, seen)`` that draws the epoch's progress: a bar
+    on a terminal (tqdm), nothing in a log file, where each epoch's summary line is enough."""
+    bar = None
 
     def show(step, steps, loss, acc, seen):
-        width = 24
-        done = int(width * step / max(steps, 1))
+        nonlocal bar
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(
+                total=steps,
+                desc=f"epoch {epoch}/{epochs}",
+                unit="batch",
+                leave=False,
+                file=sys.stderr,
+                disable=not sys.stderr.isatty(),
+            )
         rate = seen / max(time.perf_counter() - start, 1e-9)
-        sys.stderr.write(
-            f"\repoch {epoch}/{epochs} [{'#' * done}{'.' * (width - done)}] {step}/{steps} "
-            f"loss {loss:.4f} acc {acc:.3f} {rate:.1f} img/s"
-        )
-        sys.stderr.flush()
+        bar.set_postfix_str(f"loss {loss:.4f} acc {acc:.3f} {rate:.1f} img/s", refresh=False)
+        bar.update(step - bar.n)
+        if step >= steps:
+            bar.close()
 
     return show
 

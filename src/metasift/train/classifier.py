@@ -9,7 +9,6 @@ dropout 0.2, flips and rotations, and the model of the epoch with the lowest val
 from __future__ import annotations
 
 import os
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -58,9 +57,13 @@ def train(
     torch.set_num_threads(os.cpu_count() or 1)
     mean, std = ARCHS[config.arch].mean, ARCHS[config.arch].std
 
+    log(f"recipe {config.recipe}: {RECIPE_WHY[config.recipe]}")
+    if config.recipe == "paper" and device.type == "cpu":
+        log("  (no GPU here: the paper's recipe takes hours on a CPU; --recipe cpu takes minutes)")
+    skipped = ", ".join(f"{n} labelled {label}" for label, n in dataset.skipped.items())
     log(
         f"reading {sum(len(v) for v in dataset.splits.values())} pictures from {data} "
-        f"(classes: {', '.join(dataset.classes)})"
+        f"(classes: {', '.join(dataset.classes)})" + (f"; left out: {skipped}" if skipped else "")
     )
     # every picture of every split is read once, so all unreadable files are listed together
     everything = [s for split in SPLITS for s in dataset.splits[split]]
@@ -155,7 +158,6 @@ def train(
             images_per_s=fit["seen"] / (time.perf_counter() - start),
         )
         state["history"].append(row)
-        sys.stderr.write("\n")
         log(
             f"epoch {epoch}/{config.epochs}: train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}"
             f" | val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f} | {row['seconds']:.0f} s"
@@ -190,6 +192,13 @@ def train(
             f"test split: {len(test_set)} pictures, loss {test['loss']:.4g}, accuracy "
             f"{test['accuracy']:.4f}, keep/reject accuracy {test_figures['keep_reject_accuracy']:.4f}"
         )
+    warnings = _caveats(val, threshold["p_reject"], "the validation split")
+    if len(images["test"]):
+        warnings += _caveats(test, threshold["p_reject"], "the test split")
+    else:
+        warnings.append("no test split: the model has not been measured on held-out pictures")
+    for warning in warnings:
+        log(f"warning: {warning}")
     best = state["history"][state["best_epoch"] - 1]
     meta = make_config(
         config.arch,
@@ -214,6 +223,7 @@ def train(
             specificity=threshold["val_specificity"],
         ),
         test=test_figures,
+        warnings=warnings,
         trained_with=f"metasift {__version__}, torch {torch.__version__}, device {device.type}",
     )
     write_json(out / "config.json", meta)
@@ -223,6 +233,29 @@ def train(
         f"accuracy {best['val_accuracy']:.4f}); ONNX matches PyTorch to {diff:.1e}"
     )
     return meta
+
+
+RECIPE_WHY = {
+    "paper": "Inception v3 at 299 x 299 from ImageNet weights, 20 epochs: the reference "
+    "paper's method (Jang et al.), exactly",
+    "cpu": "EfficientNet-Lite0 at 224 x 224 on the square around the chromosomes, 12 epochs: "
+    "trains in minutes on a CPU",
+}
+
+
+def _caveats(figures: dict, threshold: float, where: str) -> list[str]:
+    """What keeps ``figures`` (from evaluate_logits) from meaning anything, in words."""
+    from ..evaluate import caveats, roc_auc
+
+    is_reject = figures["is_reject"]
+    predicted = figures["p_reject"] >= threshold
+    binary = dict(
+        accuracy=float(np.mean(predicted == is_reject)) if len(is_reject) else float("nan"),
+        sensitivity=float(predicted[is_reject].mean()) if is_reject.any() else float("nan"),
+        specificity=float((~predicted[~is_reject]).mean()) if (~is_reject).any() else float("nan"),
+        roc_auc=roc_auc(figures["p_reject"], is_reject),
+    )
+    return caveats(binary, int((~is_reject).sum()), int(is_reject.sum()), where)
 
 
 def _without_epochs(settings: dict) -> dict:
