@@ -15,7 +15,7 @@ from PIL import Image
 
 from metasift.cli import main
 from metasift.data import discover
-from metasift.pipeline import Ledger, columns, file_identity
+from metasift.pipeline import Ledger, columns, file_identity, overlay_name
 
 pytest.importorskip("fastapi", reason="the [review] extra is not installed")
 from fastapi.testclient import TestClient
@@ -235,7 +235,8 @@ def test_heat_map_from_the_runs_explain_folder(tmp_path):
     results = make_run(tmp_path, 3)
     explain = tmp_path / "explain"
     explain.mkdir()
-    Image.new("RGB", (20, 10), (255, 0, 0)).save(explain / "000002_p001.png")  # classify's name
+    name = overlay_name(str(tmp_path / "scans" / "slide1" / "p001.png"))  # classify's name
+    Image.new("RGB", (20, 10), (255, 0, 0)).save(explain / name)
     review = open_review(results, explanations=explain)
     with TestClient(make_app(review), base_url=ORIGIN) as c:
         assert c.get("/pictures/1/heat").headers["content-type"] == "image/png"
