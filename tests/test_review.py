@@ -5,6 +5,7 @@ one of the run's pictures."""
 import csv
 import json
 import os
+import socket
 import sqlite3
 import threading
 from pathlib import Path
@@ -15,7 +16,7 @@ from PIL import Image
 
 from metasift.cli import main
 from metasift.data import discover
-from metasift.pipeline import Ledger, columns, file_identity
+from metasift.pipeline import Ledger, columns, file_identity, overlay_name
 
 pytest.importorskip("fastapi", reason="the [review] extra is not installed")
 from fastapi.testclient import TestClient
@@ -235,7 +236,8 @@ def test_heat_map_from_the_runs_explain_folder(tmp_path):
     results = make_run(tmp_path, 3)
     explain = tmp_path / "explain"
     explain.mkdir()
-    Image.new("RGB", (20, 10), (255, 0, 0)).save(explain / "000002_p001.png")  # classify's name
+    name = overlay_name(str(tmp_path / "scans" / "slide1" / "p001.png"))  # classify's name
+    Image.new("RGB", (20, 10), (255, 0, 0)).save(explain / name)
     review = open_review(results, explanations=explain)
     with TestClient(make_app(review), base_url=ORIGIN) as c:
         assert c.get("/pictures/1/heat").headers["content-type"] == "image/png"
@@ -425,3 +427,65 @@ def test_one_slide_leaves_group_blank_so_train_can_split(tmp_path):
     done = export_manifest(review.run, review.store, tmp_path / "labels.csv")
     assert done.rows == 2 and "group left blank" in done.summary()
     review.store.close()
+
+
+def test_a_count_run_is_reviewed_against_its_verdicts(tmp_path):
+    """A `metasift count` run has no decision: its verdicts are the machine's reasons."""
+    picture = tmp_path / "slide" / "a.png"
+    picture.parent.mkdir()
+    Image.new("L", (64, 48), 200).save(picture)
+    size, mtime, sha = file_identity(picture)
+    row = dict(path=str(picture), width=64, height=48, chromosome_count=12, spread_count=1,
+               chromosomes_per_spread=12, nuclei_count=0, debris_over_chromosomes=0, mixed=0,
+               debris=0, too_few=1, count_reason="12 chromosomes", counter="metasift 0.1.0 count",
+               error="", file_size=size, mtime_ns=mtime, sha256=sha)  # fmt: skip
+    with Ledger(tmp_path / "counts.csv", columns(("count",))) as writer:
+        writer.add(row)
+    review = open_review(tmp_path / "counts.csv")
+    with TestClient(make_app(review), base_url=ORIGIN) as c:
+        item = c.get("/api/pictures").json()["items"][0]
+        assert item["reasons"] == ["too_few"] and item["count"] == 12
+        done = post(
+            c, "/api/pictures/0", {"decision": "reject", "reasons": ["too_few"], "count": 13}
+        )
+        assert done.json()["progress"]["text"] == "1 of 1 reviewed, 1 changed"  # the count
+        assert c.get("/pictures/0/heat").status_code == 404  # nothing classified it
+    review.store.close()
+
+
+def test_review_help(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["review", "--help"])
+    assert done.value.code == 0
+    assert "usage: metasift review" in capsys.readouterr().out
+
+
+def test_the_command_serves_on_this_machine(run_dir):
+    """`metasift review RESULTS --no-browser` starts, says where, and answers there."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "metasift", "review", str(run_dir), "--no-browser",
+               "--port", str(port)]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        lines = [server.stdout.readline() for _ in range(4)]
+        assert f"open http://127.0.0.1:{port}/\n" in lines, lines
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/summary") as r:
+                    summary = json.load(r)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the server did not answer"
+                time.sleep(0.1)
+        assert summary["progress"]["text"] == "0 of 9 reviewed, 0 changed"
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -74,4 +74,11 @@ def _demo(args) -> int:
     print(f"why {len(explained)} rejected pictures were rejected (heat maps): {out / 'heatmaps'}")
     print(f"open {out / 'report.html'} in a browser to review the run")
     print(f"demo finished in {time.perf_counter() - start:.1f} s")
+    print(
+        f"\nto check and correct the decisions in your browser (needs the [review] extra):\n"
+        f"  metasift review {out / 'results.csv'} --overlay {out / 'overlays'} "
+        f"--explain {out / 'heatmaps'}\n"
+        f"then train on your corrections: metasift review {out / 'results.csv'} --export "
+        f"labels.csv && metasift train labels.csv --out my_model --init default"
+    )
     return 0

@@ -82,6 +82,10 @@ class Review:
         return out
 
     def progress(self, states: dict) -> dict:
+        """ "312 of 1,204 reviewed, 41 changed" (computed again only after a change)."""
+        cached = getattr(self, "_progress", None)
+        if cached and cached[0] == self.store.generation:
+            return cached[1]
         reviewed = changes = 0
         for p in self.run.pictures:
             review = states.get(p.key)
@@ -90,7 +94,9 @@ class Review:
                 changes += changed(p, review)
         total = len(self.run)
         text = f"{reviewed:,} of {total:,} reviewed, {changes:,} changed"
-        return {"total": total, "reviewed": reviewed, "changed": changes, "text": text}
+        found = {"total": total, "reviewed": reviewed, "changed": changes, "text": text}
+        self._progress = (self.store.generation, found)
+        return found
 
 
 def changed(picture, review: dict | None) -> bool:
@@ -264,7 +270,7 @@ def make_app(review: Review, *, token: str | None = None):
         except ReviewConflict as err:
             raise HTTPException(409, str(err)) from None
         states = store.all()
-        found = next((p for p in run.pictures if p.key == key), None)
+        found = run.by_key.get(key)
         return {"item": review.item(found, states) if found else None, "changes": ids,
                 "progress": review.progress(states)}  # fmt: skip
 

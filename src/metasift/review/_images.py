@@ -43,18 +43,17 @@ class Views:
         """The view ``kind`` of ``picture``, made now if not cached."""
         if kind not in KINDS:
             raise NotAvailable(f"no view {kind!r}; views: {', '.join(KINDS)}")
-        if kind == "overlay" and self.overlays:
+        folder = {"overlay": self.overlays, "heat": self.explanations}.get(kind)
+        if folder:  # the run's own, named as classify and count name them
             from ..pipeline import overlay_name
 
-            for name in (str(picture.row.get("path", "")), str(picture.file)):
-                made = self.overlays / overlay_name(name)
-                if made.is_file():
-                    return made
-        if kind == "heat" and self.explanations:
             stem = Path(str(picture.row.get("path", ""))).stem
-            made = self.explanations / f"{picture.id + 1:06d}_{stem}.png"  # as classify names it
-            if made.is_file():
-                return made
+            names = [overlay_name(str(picture.row.get("path", ""))), overlay_name(picture.file)]
+            if kind == "heat":
+                names.append(f"{picture.id + 1:06d}_{stem}.png")  # metasift before 0.2
+            for name in names:
+                if (folder / name).is_file():
+                    return folder / name
         target = self.cache / kind / f"{_key(picture)}.{'jpg' if kind != 'heat' else 'png'}"
         if target.is_file():
             return target

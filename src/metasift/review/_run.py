@@ -4,11 +4,12 @@ run saw."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..pipeline import latest_rows, read_results
@@ -43,18 +44,30 @@ class Picture:
 
     id: int
     row: dict
-    file: Path  # where the picture is now (relative paths: from here, else from the results)
+    base: str  # the results' folder: a relative path not found from here is looked up there
     decision: str = ""  # keep, reject, error; blank for a count run
     reasons: tuple[str, ...] = ()
     p_reject: float | None = None
     count: int | None = None
     agreement: str = ""
-    name: str = field(default="")
+    name: str = ""
 
     @property
     def key(self) -> bytes:
         """What the review state is kept under: the path as the results hold it."""
         return os.fsencode(str(self.row.get("path", "")))
+
+    @functools.cached_property
+    def file(self) -> Path:
+        """Where the picture is now: as the results say, relative paths from the current
+        folder, else from the results' folder (found when first asked: a run of 20,000 opens
+        without touching the disk)."""
+        given = str(self.row.get("path", ""))
+        if os.path.isabs(given):
+            return Path(os.path.abspath(given))
+        here = os.path.abspath(given)
+        beside = os.path.abspath(os.path.join(self.base, given))
+        return Path(beside if not os.path.exists(here) and os.path.exists(beside) else here)
 
 
 class Run:
@@ -75,10 +88,16 @@ class Run:
         self.columns = self._columns(rows)
         if "path" not in self.columns:
             raise ValueError(f"{self.source}: not metasift results (no path column)")
+        self._base = str(self.results.parent.resolve())
         self.pictures = [self._picture(i, row) for i, row in enumerate(rows)]
-        files = [str(p.file.parent) for p in self.pictures]
-        self.root = Path(os.path.commonpath(files)) if files else self.results.parent
+        self.by_key = {p.key: p for p in self.pictures}
         self._state: dict[int, tuple] = {}
+
+    @functools.cached_property
+    def root(self) -> Path:
+        """The folder that holds all the run's pictures (a link out of it is refused)."""
+        folders = {os.path.dirname(p.file) for p in self.pictures}
+        return Path(os.path.commonpath(folders)) if folders else self.results.parent
 
     def _columns(self, rows: list[dict]) -> list[str]:
         if self.ledger.is_file():
@@ -92,25 +111,20 @@ class Run:
         return list(rows[0]) if rows else ["path"]
 
     def _picture(self, i: int, row: dict) -> Picture:
-        given = Path(str(row.get("path", "")))
-        file = given if given.is_absolute() else Path.cwd() / given
-        if not given.is_absolute() and not file.exists():
-            beside = self.results.parent / given
-            file = beside if beside.exists() else file
-        count = number(row.get("chromosome_count"), int)
+        given = str(row.get("path", ""))
         reasons = tuple(r for r in str(row.get("reasons") or "").split(";") if r)
         if not row.get("decision"):  # a count run: the counter's verdicts are its reasons
             reasons = tuple(r for r in ("mixed", "debris", "too_few") if number(row.get(r), int))
         return Picture(
             id=i,
             row=row,
-            file=Path(os.path.abspath(file)),
+            base=self._base,
             decision=str(row.get("decision") or ("error" if row.get("error") else "")),
             reasons=reasons,
             p_reject=number(row.get("p_reject")),
-            count=count,
+            count=number(row.get("chromosome_count"), int),
             agreement=str(row.get("agreement") or ""),
-            name=given.name,
+            name=os.path.basename(given),
         )
 
     def __len__(self) -> int:

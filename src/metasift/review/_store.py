@@ -87,6 +87,7 @@ class Store:
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
         self._db.execute("PRAGMA journal_mode=WAL")  # readers and a writer never block
         self._db.execute("PRAGMA busy_timeout=10000")  # a second server waits its turn
+        self._db.execute("PRAGMA synchronous=NORMAL")  # survives a killed process; fast commits
         with self._db:
             self._db.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT)")
             self._db.execute(
@@ -103,6 +104,7 @@ class Store:
             )
         self._cache: dict[bytes, dict] | None = None
         self._version = None
+        self.generation = 0  # grows with every change seen (for what is computed from all)
 
     def close(self) -> None:
         self._db.close()
@@ -122,6 +124,7 @@ class Store:
                     )
                 }
                 self._version = version
+                self.generation += 1
             return self._cache
 
     def get(self, key: bytes) -> dict:
