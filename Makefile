@@ -16,7 +16,7 @@ $(VENV)/.core: $(BIN)/python pyproject.toml constraints.txt
 	touch $@
 
 $(VENV)/.all: $(VENV)/.core
-	$(PIP) --editable '.[train,cluster,dev,review]' httpx playwright  # review: API + browser tests
+	$(PIP) --editable '.[train,cluster,review,dev]'
 	touch $@
 
 demo: $(VENV)/.core
