@@ -19,7 +19,17 @@ def test_help_imports_nothing_heavy():
 
 
 def test_every_subcommand_has_help(capsys):
-    for command in ("synth", "train", "evaluate", "classify", "count", "info", "demo", "dose", "review"):
+    for command in (
+        "synth",
+        "train",
+        "evaluate",
+        "classify",
+        "count",
+        "info",
+        "demo",
+        "dose",
+        "review",
+    ):
         try:
             main([command, "--help"])
         except SystemExit as done:

@@ -11,27 +11,13 @@ import sys
 import time
 
 import pytest
-from PIL import Image
 
 import metasift
 from conftest import DATA
-from metasift import synth
 from metasift.cli import main
 from metasift.count import CountConfig
 from metasift.pipeline import Ledger, latest_rows, run
 from metasift.pipeline.ledger import ledger_path, write_results
-
-
-@pytest.fixture(scope="module")
-def pictures(tmp_path_factory):
-    """Six small synthetic pictures, one damaged file."""
-    root = tmp_path_factory.mktemp("pictures")
-    config = synth.SynthConfig(height=384, width=480)
-    for i, label in enumerate(synth.CLASSES + synth.CLASSES[:2]):
-        image, _ = synth.generate(label, 300 + i, config)
-        Image.fromarray(synth.to_stored(image, 8)).save(root / f"{i:02d}_{label}.png")
-    (root / "07_damaged.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
-    return sorted(root.iterdir())
 
 
 def _rows(path):
