@@ -397,3 +397,11 @@ def test_the_summary_counts_disagreements(slide, tmp_path, capsys):
     rows = _rows(out)
     disagree = sum(r["agreement"].startswith("disagree") for r in rows)
     assert f"the CNN and the count disagree on {disagree}" in said
+
+
+def test_classify_takes_the_counts_minimum(slide, tmp_path):
+    out = tmp_path / "r.csv"
+    folder = str(slide / "available")
+    assert main(["classify", folder, "--out", str(out), "--min-chromosomes", "100"]) == 0
+    rows = _rows(out)
+    assert all(r["too_few"] == "1" and "(< 100)" in r["count_reason"] for r in rows)

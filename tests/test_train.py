@@ -120,7 +120,10 @@ def test_binary_layout_with_split_folders(binary, tmp_path, capsys):
     assert config["trained_on"]["counts"]["test"] == {"keep": 1, "reject": 3}
     # a test split of 1 keep and 3 rejects measures nothing: said in config.json and out loud
     assert any("the test split holds only 1 keep picture" in w for w in config["warnings"])
-    assert "warning: the test split holds only 1 keep picture" in capsys.readouterr().out
+    said = capsys.readouterr()
+    assert "warning: the test split holds only 1 keep picture" in said.out
+    assert "recipe cpu: EfficientNet-Lite0" in said.out  # which recipe, and why
+    assert "\r" not in said.err  # no terminal: no progress bar redrawn into a log
     report = tmp_path / "reports" / "eval.json"  # a folder not made yet
     result = evaluate.evaluate(out, binary, json_path=report, log=lambda *_: None)
     assert result["n"] == 4  # the test split only
@@ -200,6 +203,11 @@ def test_resume_gives_the_same_weights(four_class, tmp_path):
     assert (straight / "history.csv").read_text().count("\n") == (
         stopped / "history.csv"
     ).read_text().count("\n")
+
+
+def test_evaluate_takes_the_bundled_models_name(four_class, capsys):
+    assert main(["evaluate", "default", str(four_class)]) == 0
+    assert "default_model" in capsys.readouterr().out
 
 
 def test_unknown_crop_is_refused():
