@@ -407,4 +407,38 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
     write_json(out / "config.json", meta)
     diff = export_onnx(net.cpu(), out)
     log(f"model folder {out}: best epoch {state['best_epoch']}; ONNX matches PyTorch to {diff:.1e}")
+    if val:
+        meta["decode"] = tune_decoding(out, val, log=log)
     return meta
+
+
+PEAKS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.5)  # centre-peak heights tried on validation
+ORPHANS = (1.0, 2.0, 4.0, 1000.0)  # orphan areas tried (1000: orphans never count)
+
+
+def tune_decoding(folder: str | os.PathLike, pictures: list[dict], *, log=print) -> dict:
+    """The decoding settings (``DecodeConfig``: centre-peak height, orphan area) that count the
+    validation ``pictures`` (prepared as for training) best, written into ``folder``'s
+    config.json as ``decode``, where ``metasift.detect.Detector`` reads them."""
+    from dataclasses import replace
+
+    from ..detect import DecodeConfig, Detector, decode
+    from ..models import read_config
+
+    model = Detector(folder)
+    probs = [model.probabilities(p["image"].astype(np.float32)) for p in pictures]
+    truth = np.array([p["count"] for p in pictures])
+    best, best_mae = DecodeConfig(), float("inf")
+    for peak in PEAKS:
+        for orphan in ORPHANS:
+            config = replace(DecodeConfig(), peak=peak, unsure=min(0.1, peak), orphan_area=orphan)
+            found = np.array([int(decode(p, config).instances.max()) for p in probs])
+            mae = float(np.abs(found - truth).mean())
+            if mae < best_mae - 1e-9:
+                best, best_mae = config, mae
+    meta = read_config(folder, task="detect")
+    meta["decode"] = asdict(best)
+    meta.setdefault("validation", {})["count_mae_tuned"] = round(best_mae, 3)
+    write_json(Path(folder) / "config.json", meta)
+    log(f"decoding: peak {best.peak}, orphan area {best.orphan_area}: count MAE {best_mae:.2f}")
+    return asdict(best)
