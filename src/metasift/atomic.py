@@ -20,12 +20,19 @@ def _temporary(path: Path, suffix: str = "") -> Path:
 
 @contextlib.contextmanager
 def atomic_write(
-    path: str | os.PathLike, mode: str = "w", *, encoding: str = "utf-8", newline: str = ""
+    path: str | os.PathLike,
+    mode: str = "w",
+    *,
+    encoding: str = "utf-8",
+    newline: str = "",
+    fsync: bool = True,
 ) -> Iterator[IO]:
     """Open a temporary file for writing; on a clean exit, put it in place of ``path``.
 
     Text is UTF-8, and a file name that is not (possible on Linux) is written as its own bytes
     (``surrogateescape``). ``newline=""`` writes the text's line endings as they are.
+    ``fsync=False`` leaves flushing to disk to the caller: for bulk data sets that make many
+    small files and flush them all at once at the end (``os.sync``), as ``metasift synth``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -38,21 +45,22 @@ def atomic_write(
         with open(tmp, mode, **kwargs) as fh:
             yield fh
             fh.flush()
-            os.fsync(fh.fileno())
+            if fsync:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` atomically."""
-    with atomic_write(path) as fh:
+def write_text(path: str | os.PathLike, text: str, *, fsync: bool = True) -> None:
+    """Write ``text`` to ``path`` atomically (``fsync``: as ``atomic_write``)."""
+    with atomic_write(path, fsync=fsync) as fh:
         fh.write(text)
 
 
-def write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_write(path, "wb") as fh:
+def write_bytes(path: str | os.PathLike, data: bytes, *, fsync: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (``fsync``: as ``atomic_write``)."""
+    with atomic_write(path, "wb", fsync=fsync) as fh:
         fh.write(data)
 
 

@@ -12,10 +12,10 @@ import sys
 
 from .. import __version__
 from ..dose.cli import add_parser as add_dose_parser
-from . import classify, count, demo, info, review, synth, train
+from . import classify, count, demo, detect, info, review, synth, train
 from ._common import HelpFormatter
 
-FAMILIES = (synth, train, classify, count, review, info, demo)  # in the order --help lists them
+FAMILIES = (synth, train, detect, classify, count, review, info, demo)  # in the order --help lists them
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -71,8 +71,7 @@ def render_dca(od: np.ndarray, stain: str, rng, *, randomise: bool) -> np.ndarra
     refracted towards the objective (brighter than the background)."""
     shape = (h, w) = od.shape
     wide = randomise
-    od = od.copy()
-    od += smooth_noise(shape, 200, rng) * np.float32(rng.uniform(0.0, 0.05 if wide else 0.02))
+    od = od + coarse_noise(shape, 200, rng) * np.float32(rng.uniform(0.0, 0.05 if wide else 0.02))
     light = illumination(
         shape, rng, fall=(0.01, 0.35 if wide else 0.05), tilt=0.1 if wide else 0.02
     )
@@ -82,19 +81,17 @@ def render_dca(od: np.ndarray, stain: str, rng, *, randomise: bool) -> np.ndarra
         blur *= rng.uniform(1.2, 1.8)  # thick fluorescent chromosomes, never quite in focus
         dye = ndi.gaussian_filter(od * np.float32(rng.uniform(0.45, 0.8)), blur)
         # the glow of a fluorescent dye reaches across the gaps of a dense spread
-        glow = ndi.gaussian_filter(dye, blur * rng.uniform(3, 6)) * np.float32(
-            rng.uniform(0.1, 0.35)
-        )
+        glow = wide_blur(dye, blur * rng.uniform(3, 6)) * np.float32(rng.uniform(0.1, 0.35))
         back = rng.uniform(0.01, 0.12 if wide else 0.06)
         # out-of-focus fluorescence and autofluorescence: a background that varies slowly
-        haze = np.abs(smooth_noise(shape, rng.uniform(60, 250), rng)) * np.float32(
+        haze = np.abs(coarse_noise(shape, rng.uniform(60, 250), rng)) * np.float32(
             back * rng.uniform(0.1, 0.6)
         )
         image = (np.float32(back) + haze + dye + glow) * light
         shot = np.float32(rng.uniform(0.003, 0.014 if wide else 0.008)) + 0.008 * np.sqrt(
             np.clip(image, 0, None)
         )
-        image += rng.standard_normal(shape, np.float32) * shot
+        image += normal(rng, shape) * shot
         return _finish(image, gamma)
     target = rng.uniform(0.35, 0.95) if wide else rng.uniform(0.855, 0.905)
     level = target / float(np.median(light[::8, ::8]))
@@ -107,12 +104,61 @@ def render_dca(od: np.ndarray, stain: str, rng, *, randomise: bool) -> np.ndarra
     noise_sd = np.float32(rng.uniform(0.005, 0.025 if wide else 0.012))
     channels = []
     for a, t in zip(absorb, tint):
-        ch = np.exp(od * np.float32(-a)) * light
+        ch = od * np.float32(-a)
+        np.exp(ch, out=ch)
+        ch *= light
         ch *= np.float32(level * t)
-        ch = ndi.gaussian_filter(ch, blur)
-        ch += rng.standard_normal(shape, np.float32) * noise_sd
+        ch = ndi.gaussian_filter(ch, blur, truncate=3.0)  # 99.7% of the blur, 3/4 of the work
+        ch += normal(rng, shape) * noise_sd
         channels.append(_finish(ch, gamma))
     return channels[0] if len(channels) == 1 else np.stack(channels, -1)
+
+
+def normal(rng, shape) -> np.ndarray:
+    """Standard normal camera noise, float32, three times as fast as ``standard_normal``: a
+    fresh table of 65,536 normal values per call, picked by random 16-bit indices."""
+    table = rng.standard_normal(1 << 16, np.float32)
+    return table[rng.integers(0, 1 << 16, size=shape, dtype=np.uint16)]
+
+
+def coarse_noise(shape, scale, rng, step=4) -> np.ndarray:
+    """``smooth_noise`` computed on every ``step``-th pixel and repeated: for fields that vary
+    over ``scale`` >> ``step`` pixels (stain, haze), at a sixteenth of the work."""
+    h, w = shape
+    small = smooth_noise((-(-h // step), -(-w // step)), scale / step, rng)
+    big = np.broadcast_to(small[:, None, :, None], (small.shape[0], step, small.shape[1], step))
+    return big.reshape(small.shape[0] * step, small.shape[1] * step)[:h, :w]
+
+
+def wide_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """A Gaussian blur of ``sigma`` pixels (a glow), computed on block means of about sigma/3
+    pixels and interpolated back bilinearly: the same light at a small part of the work (the
+    blocks and the interpolation blur by step/2 themselves, so the small blur is narrower)."""
+    step = int(np.clip(sigma // 3, 1, 4))
+    if step == 1:
+        return ndi.gaussian_filter(image, sigma)
+    h, w = image.shape
+    hh, ww = -(-h // step) * step, -(-w // step) * step
+    padded = np.pad(image, ((0, hh - h), (0, ww - w)), mode="edge")
+    small = padded.reshape(hh // step, step, ww // step, step).mean((1, 3), dtype=np.float32)
+    small = ndi.gaussian_filter(small, np.sqrt(sigma**2 - step**2 / 4) / step)
+    return _upsample(_upsample(small, step, h).T, step, w).T
+
+
+def _upsample(small: np.ndarray, step: int, n: int) -> np.ndarray:
+    """Linear interpolation along the first axis from block centres (blocks of ``step``) to
+    ``n`` pixel centres, one phase of the block at a time."""
+    m = len(small)
+    out = np.empty((m * step, *small.shape[1:]), np.float32)
+    for phase in range(step):
+        frac = np.float32((phase + 0.5) / step - 0.5)
+        if frac < 0:  # first half of a block: between the block before and this one
+            prev = np.concatenate([small[:1], small[:-1]])
+            out[phase::step] = small * (1 + frac) - prev * frac
+        else:
+            after = np.concatenate([small[1:], small[-1:]])
+            out[phase::step] = small * (1 - frac) + after * frac
+    return out[:n]
 
 
 def _finish(image, gamma) -> np.ndarray:

@@ -59,6 +59,7 @@ class _Scene:
         self.chromosomes, self.fragments, self.spreads = [], [], []
         self.nuclei, self.debris = [], []
         self.kind_map = np.zeros(self.shape, np.uint8)  # nucleus / debris under the chromosomes
+        self._covers = {}  # _cover's answers by margin, until the next chromosome is drawn
 
     def build(self):
         rng = self.rng
@@ -226,8 +227,9 @@ class _Scene:
         index = len(self.chromosomes) + len(self.fragments)
         mask = dens > 0.3
         if self.cfg.style == "dca":  # the gap between splayed chromatids is the chromosome's
-            mask = ndi.binary_closing(mask, np.ones((3, 3), bool), iterations=2) | mask
+            mask = _closing(mask, 2)
         self.owner[r0:r1, c0:c1][mask] = index
+        self._covers.clear()
         rows, cols = np.nonzero(mask)
         box = (
             [int(rows.min() + r0), int(cols.min() + c0), int(rows.max() + r0), int(cols.max() + c0)]
@@ -269,8 +271,11 @@ class _Scene:
             self.od_other[r0:r1, c0:c1] += self.rng.uniform(0.02, 0.07) * expit((1 - dist) * 8)
 
     def _cover(self, margin: int) -> np.ndarray:
-        """Pixels within ``margin`` of a chromosome (dilated only around the chromosomes)."""
-        cover = self.owner >= 0
+        """Pixels within ``margin`` of a chromosome (dilated only around the chromosomes);
+        read only (kept until the next chromosome is drawn)."""
+        if margin in self._covers:
+            return self._covers[margin]
+        cover = self._covers[margin] = self.owner >= 0
         rows, cols = np.nonzero(cover.any(1))[0], np.nonzero(cover.any(0))[0]
         if margin and len(rows):
             box = (
@@ -512,6 +517,14 @@ def reasons_for(spreads, nuclei, debris) -> list[str]:
     """The rejection criteria a picture meets, from its ground truth."""
     over = sum(bool(o["over_chromosomes"]) for o in list(nuclei) + list(debris))
     return verdicts([s["chromosome_count"] for s in spreads], over)
+
+
+def _closing(mask: np.ndarray, k: int) -> np.ndarray:
+    """Binary closing by a (2k+1)-pixel square (as ``binary_closing`` with a 3 x 3 square and
+    ``k`` iterations, the border left open), by maximum and minimum filters: faster."""
+    padded = np.pad(mask, k)
+    grown = ndi.maximum_filter(padded, 2 * k + 1, mode="constant", cval=0)
+    return ndi.minimum_filter(grown, 2 * k + 1, mode="constant", cval=1)[k:-k, k:-k] | mask
 
 
 def _r(values):

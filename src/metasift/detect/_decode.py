@@ -1,0 +1,242 @@
+"""From the network's outputs to instances, then to `Findings` and verdicts.
+
+Chromosomes: the peaks of the centre heat map are the markers of a watershed that splits the
+foreground (less the boundary between touching chromosomes) among them, so two touching
+chromosomes with two centres become two. A sizeable piece of foreground no centre reached is
+one more chromosome. Nuclei and debris are the connected pieces of their own maps; they lie
+over chromosomes when chromosomes leave them in two or more places (the counter's rule).
+The count's uncertainty comes from the centre peaks that are neither clearly there nor
+clearly absent: each peak of height p counts as a coin with probability p.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ..criteria import MIN_CHROMOSOMES, verdicts
+from ..objects import Chromosome, Debris, Findings, Nucleus, Spread
+from ._net import OUTPUTS
+from ._targets import TARGET_WIDTH
+
+CENTRE, FOREGROUND, BOUNDARY, CENTROMERE, NUCLEUS, DEBRIS = range(len(OUTPUTS))
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """How outputs become objects. Areas are in squared chromosome widths at the input."""
+
+    peak: float = 0.3  # a centre heat-map peak this high is a chromosome (chosen on validation)
+    foreground: float = 0.5  # chromosome pixels: foreground probability above this
+    boundary: float = 0.5  # ... less those between touching chromosomes above this
+    orphan_area: float = 2.0  # foreground no centre reached, this large, is one chromosome more
+    min_area: float = 0.3  # smaller watershed regions are slivers: dropped
+    nucleus_area: float = 10.0  # nuclei are at least this large (a chromosome: about 6)
+    debris_area: float = 0.5  # a smaller debris piece is noise
+    unsure: float = 0.1  # peaks from here to `peak` add to the count's uncertainty only
+
+    def __post_init__(self):
+        for f in fields(self):
+            if not getattr(self, f.name) >= 0:
+                raise ValueError(f"{f.name} must be 0 or more, not {getattr(self, f.name)}")
+        if not 0 < self.peak < 1 or self.unsure > self.peak:
+            raise ValueError(f"need 0 <= unsure <= peak < 1, not {self.unsure}, {self.peak}")
+
+
+@dataclass
+class Decoded:
+    """A picture's objects at the network's input scale."""
+
+    instances: np.ndarray  # int32: 0 background, k chromosome k
+    centres: np.ndarray  # (n, 2) rows, columns of each chromosome's centre
+    scores: np.ndarray  # (n,) its centre peak's height (orphans: their mean foreground)
+    centromeres: list = field(default_factory=list)  # (row, column) per chromosome
+    nuclei: np.ndarray | None = None  # int32 labels
+    debris: np.ndarray | None = None  # int32 labels
+    count_sd: float = 0.0  # standard deviation of the count
+
+
+def local_peaks(heat: np.ndarray, low: float, size: int = 3) -> np.ndarray:
+    """(row, column, height) of the local maxima of ``heat`` above ``low`` (plateaux: once)."""
+    top = (heat == ndi.maximum_filter(heat, size)) & (heat > low)
+    labels, n = ndi.label(top)
+    if n == 0:
+        return np.zeros((0, 3))
+    at = np.array(ndi.center_of_mass(top, labels, np.arange(1, n + 1))).round().astype(int)
+    return np.column_stack([at, heat[at[:, 0], at[:, 1]]])
+
+
+def decode(probs: np.ndarray, config: DecodeConfig | None = None) -> Decoded:
+    """Instances from the outputs' probabilities (``OUTPUTS`` x rows x columns)."""
+    from skimage.segmentation import watershed
+
+    cfg = config or DecodeConfig()
+    if probs.ndim != 3 or probs.shape[0] != len(OUTPUTS):
+        raise ValueError(f"outputs must be {len(OUTPUTS)} x rows x columns, not {probs.shape}")
+    unit = TARGET_WIDTH**2
+    heat = probs[CENTRE]
+    fg = probs[FOREGROUND] > cfg.foreground
+    inner = fg & (probs[BOUNDARY] < cfg.boundary)
+    candidates = local_peaks(heat, cfg.unsure)
+    sure = candidates[candidates[:, 2] >= cfg.peak]
+    unsure = candidates[candidates[:, 2] < cfg.peak, 2]
+    markers = np.zeros(heat.shape, np.int32)
+    markers[sure[:, 0].astype(int), sure[:, 1].astype(int)] = np.arange(1, len(sure) + 1)
+    instances = watershed(-heat, markers, mask=fg | (markers > 0))
+    # boundary pixels go to the region they were flooded from; what no centre reached:
+    orphans, n = ndi.label(inner & (instances == 0))
+    centres, scores = list(sure[:, :2]), list(sure[:, 2])
+    if n:
+        areas = ndi.sum_labels(np.ones_like(orphans), orphans, np.arange(1, n + 1))
+        for k in np.flatnonzero(areas >= cfg.orphan_area * unit) + 1:
+            own = orphans == k
+            instances[own] = len(centres) + 1
+            centres.append(np.argwhere(own).mean(0))
+            scores.append(float(probs[FOREGROUND][own].mean()))
+    # slivers: a marker whose region is tiny (a second peak on one chromosome's end)
+    count = len(centres)
+    if count:
+        areas = ndi.sum_labels(np.ones_like(instances), instances, np.arange(1, count + 1))
+        keep = areas >= cfg.min_area * unit
+        relabel = np.zeros(count + 1, np.int32)
+        relabel[1:][keep] = np.arange(1, keep.sum() + 1)
+        instances = relabel[instances]
+        centres = [c for c, k in zip(centres, keep) if k]
+        scores = [s for s, k in zip(scores, keep) if k]
+    sure_scores = np.array(scores, float)
+    spread = np.concatenate([sure_scores, unsure])
+    return Decoded(
+        instances=instances,
+        centres=np.array(centres, float).reshape(-1, 2),
+        scores=sure_scores,
+        centromeres=_centromeres(probs[CENTROMERE], instances),
+        nuclei=_pieces(probs[NUCLEUS] > 0.5, cfg.nucleus_area * unit),
+        debris=_pieces((probs[DEBRIS] > 0.5) & ~(probs[NUCLEUS] > 0.5), cfg.debris_area * unit),
+        count_sd=float(np.sqrt(np.sum(spread * (1 - spread)))),
+    )
+
+
+def _pieces(mask: np.ndarray, min_area: float) -> np.ndarray:
+    labels, n = ndi.label(mask)
+    if n == 0:
+        return labels
+    areas = ndi.sum_labels(mask, labels, np.arange(1, n + 1))
+    keep = np.zeros(n + 1, bool)
+    keep[1:] = areas >= min_area
+    labels, _ = ndi.label(keep[labels])
+    return labels
+
+
+def _centromeres(heat: np.ndarray, instances: np.ndarray) -> list:
+    """The centromere heat map's highest point in each chromosome (None when below 0.3)."""
+    n = int(instances.max())
+    if n == 0:
+        return []
+    best = ndi.maximum_position(heat, instances, np.arange(1, n + 1))
+    return [tuple(map(float, p)) if heat[p] >= 0.3 else None for p in best]
+
+
+def findings(decoded: Decoded, scale: float, *, min_chromosomes: int = MIN_CHROMOSOMES) -> Findings:
+    """The picture's `Findings` (full-picture coordinates) and the verdicts, by the rules of
+    ``metasift.criteria`` as the counter applies them."""
+    inv = 1.0 / scale
+    result = Findings(
+        min_chromosomes=min_chromosomes, chromosome_width=round(TARGET_WIDTH * inv, 2)
+    )
+    inst = decoded.instances
+    for k, sl in enumerate(ndi.find_objects(inst), 1):
+        if sl is None:
+            continue
+        box = _box(sl, inv)
+        centre = tuple(float(v) * inv for v in decoded.centres[k - 1])
+        result.chromosomes.append(Chromosome(box, [centre]))
+    chromosomes = inst > 0
+    over = []
+    for kind, labels in ((Nucleus, decoded.nuclei), (Debris, decoded.debris)):
+        if labels is None:
+            continue
+        for k, sl in enumerate(ndi.find_objects(labels), 1):
+            pad = tuple(slice(max(a.start - 3, 0), a.stop + 3) for a in sl)
+            own = labels[pad] == k
+            near = ndi.binary_dilation(own, iterations=1)
+            ring = ndi.binary_dilation(near, iterations=2) & ~near
+            crossings = ndi.label(ring & chromosomes[pad])[1]
+            item = kind(
+                centre=tuple(float(v) * inv + a.start * inv for v, a in
+                             zip(np.argwhere(own).mean(0), pad)),
+                area=round(float(own.sum()) * inv * inv),
+                box=_box(sl, inv),
+                crossings=int(crossings),
+            )  # fmt: skip
+            (result.nuclei if kind is Nucleus else result.debris_objects).append(item)
+            if item.over_chromosomes:
+                over.append(item)
+    result.chromosome_count = len(result.chromosomes)
+    result.debris_over_chromosomes = len(over)
+    sd = f", +-{decoded.count_sd:.1f}" if decoded.count_sd >= 0.05 else ""
+    if not result.chromosomes:
+        result.verdicts = verdicts([], 0, min_chromosomes=min_chromosomes)
+        seen = f", {result.nuclei_count} nuclei" if result.nuclei else ""
+        result.reason = f"no chromosomes found{seen} (0 < {min_chromosomes})"
+        return result
+    groups = spreads(decoded.centres)
+    main = [len(g) for g in groups]
+    result.spreads = [Spread(len(g), _centre_box(decoded.centres[g], inv)) for g in groups]
+    result.verdicts = verdicts(main, len(over), min_chromosomes=min_chromosomes)
+    reasons = []
+    if result.spread_count >= 2:
+        reasons.append(
+            f"{result.spread_count} separate spreads ({', '.join(map(str, main))} chromosomes)"
+        )
+    elif result.mixed:
+        reasons.append(f"{result.chromosome_count} chromosomes: more than one cell")
+    if over:
+        reasons.append(f"{len(over)} particle(s) or nuclei over chromosomes")
+    if result.too_few:
+        reasons.append(f"{result.chromosome_count}{sd} chromosomes (< {min_chromosomes})")
+    result.reason = "; ".join(reasons) or (
+        f"{result.chromosome_count}{sd} chromosomes in one spread"
+    )
+    return result
+
+
+def spreads(centres: np.ndarray) -> list[np.ndarray]:
+    """The chromosomes (indices into ``centres``, at the input's scale) of each spread, largest
+    first: single linkage cut at three times the typical gap between neighbours and at least
+    20 half-widths (the counter's rule); groups too small to be a spread join the nearest."""
+    everything = [np.arange(len(centres))]
+    if len(centres) < 2:
+        return everything
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial import cKDTree
+
+    nn = cKDTree(centres).query(centres, k=2)[0][:, 1]
+    gap = max(3.0 * float(np.median(nn)), 10 * TARGET_WIDTH)
+    labels = fcluster(linkage(centres, "single"), gap, criterion="distance")
+    groups = [np.flatnonzero(labels == g) for g in np.unique(labels)]
+    big = [g for g in groups if len(g) >= max(8, 0.2 * len(centres))]
+    if not big:
+        return everything
+    members = [[g] for g in big]
+    middles = np.array([centres[g].mean(0) for g in big])
+    for g in groups:
+        if not any(g is b for b in big):
+            home = int(np.argmin(np.linalg.norm(middles - centres[g].mean(0), axis=1)))
+            members[home].append(g)
+    return sorted((np.sort(np.concatenate(m)) for m in members), key=len, reverse=True)
+
+
+def _centre_box(centres: np.ndarray, inv: float) -> tuple[int, int, int, int]:
+    (r0, c0), (r1, c1) = centres.min(0) * inv, centres.max(0) * inv
+    return int(np.floor(r0)), int(np.floor(c0)), int(np.ceil(r1)) + 1, int(np.ceil(c1)) + 1
+
+
+def _box(sl, inv: float) -> tuple[int, int, int, int]:
+    return (
+        int(np.floor(sl[0].start * inv)),
+        int(np.floor(sl[1].start * inv)),
+        int(np.ceil(sl[0].stop * inv)),
+        int(np.ceil(sl[1].stop * inv)),
+    )

@@ -1,0 +1,444 @@
+"""Train the chromosome detector (``metasift.detect``) on pictures with instance masks.
+
+Pictures come from any folder ``metasift.annotations.read_targets`` reads: synthetic sets
+written with masks, and real sets (karyotype masks, chromosome boxes). Each picture is
+resized once so a chromosome is ``TARGET_WIDTH`` pixels wide (its width measured on the
+picture, as at inference), then training draws random crops around its chromosomes, real
+pictures a fixed share of them. One epoch is a fixed number of batches; after each, the
+network counts the validation pictures whole, and the epoch of the lowest count error is the
+model. Same conventions as the classifier: config.yaml, checkpoint.pt (``--resume``),
+history.csv and curves.png beside the model folder's config.json, model.safetensors and
+model.onnx.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..models import make_config, save_weights, write_json
+from ._engine import progress_line, save_checkpoint
+from ._outputs import write_history, write_yaml
+
+
+@dataclass
+class DetectTrainConfig:
+    epochs: int = 12  # 12 x 30 batches of 8 crops: about an hour on one busy CPU core
+    steps: int = 30  # batches per epoch (a fixed number: the pictures are cropped at random)
+    batch_size: int = 8  # crops per batch
+    crop: int = 192  # crop side at the network's scale (27 chromosome widths: much of a spread)
+    lr: float = 1e-3  # Adam's initial learning rate, as the classifier's
+    lr_decay: float = 0.85  # per epoch, exponential: to a fifth of lr by the 12th epoch
+    real_share: float = 0.5  # share of crops from real pictures (when there are any)
+    scale_jitter: float = 0.15  # each training picture's scale times 1 +- this (other optics)
+    pretrained: str = "imagenet"  # the encoder starts from ImageNet (imagenet) or not (none)
+    val_slides: str = ""  # comma-separated slides of a real set to validate on, not train on
+    test_slides: str = ""  # comma-separated slides of a real set never read (held out)
+    max_val: int = 24  # validation pictures counted after each epoch, at most (its time)
+    seed: int = 0  # crops, augmentation and initialisation
+    workers: int = -1  # processes preparing the pictures; -1: all cores
+    max_steps: int = 0  # stop each epoch after this many batches (0: `steps`); smoke tests
+    device: str = "auto"  # auto (CUDA when there), cpu or cuda
+
+    def __post_init__(self):
+        if min(self.epochs, self.steps, self.batch_size) < 1:
+            raise ValueError("epochs, steps and batch_size must be 1 or more")
+        if self.crop < 64 or self.crop % 32:
+            raise ValueError(f"crop must be a multiple of 32, at least 64, not {self.crop}")
+        if not (0 < self.lr < 1 and 0 < self.lr_decay <= 1):
+            raise ValueError("need 0 < lr < 1 and 0 < lr_decay <= 1")
+        if not (0 <= self.real_share <= 1 and 0 <= self.scale_jitter < 0.5):
+            raise ValueError("need 0 <= real_share <= 1 and 0 <= scale_jitter < 0.5")
+        if self.pretrained not in ("imagenet", "none"):
+            raise ValueError(f"pretrained must be imagenet or none, not {self.pretrained!r}")
+
+    @classmethod
+    def resolve(cls, file: str | os.PathLike | None = None, **overrides):
+        """Defaults, then a YAML file, then explicit overrides (flags)."""
+        values = {}
+        if file:
+            import yaml
+
+            values = yaml.safe_load(Path(file).read_text(encoding="utf-8")) or {}
+            unknown = set(values) - set(cls.__dataclass_fields__)
+            if unknown:
+                raise ValueError(f"{file}: unknown settings {sorted(unknown)}")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _slides(text: str) -> set[str]:
+    return {s.strip() for s in text.split(",") if s.strip()}
+
+
+def list_pictures(folders, config: DetectTrainConfig) -> dict[str, list]:
+    """(folder, index in read_targets order, real) per picture, split into train and val: a
+    real set's ``val_slides`` validate, its ``test_slides`` are left out; synthetic folders
+    whose name contains 'val' validate."""
+    val_slides, test_slides = _slides(config.val_slides), _slides(config.test_slides)
+    split = {"train": [], "val": []}
+    for folder in map(Path, folders):
+        if (folder / "synth.json").exists():
+            n = len(list((folder / "annotations").glob("*.json")))
+            part = "val" if "val" in folder.name else "train"
+            split[part] += [(str(folder), i, False) for i in range(n)]
+            continue
+        with open(folder / "manifest.csv", newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.DictReader(fh))
+        for i, row in enumerate(rows):
+            slide = row.get("slide", "")
+            if slide in test_slides:
+                continue
+            split["val" if slide in val_slides else "train"].append((str(folder), i, True))
+        if rows:
+            target_of(folder, 0)  # a folder it cannot read fails here, early
+    return split
+
+
+def target_of(folder: str | os.PathLike, index: int):
+    """The ``index``-th target of ``folder`` in ``read_targets`` order, reading that picture's
+    annotation alone (``read_targets`` reads every one before it)."""
+    import json
+
+    from .. import annotations as ann
+
+    folder = Path(folder)
+    if (folder / "synth.json").exists():
+        path = sorted((folder / "annotations").glob("*.json"))[index]
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        instances, classes = ann.read_masks(folder / "masks" / f"{path.stem}.tif")
+        return ann.InstanceTarget(folder / meta["path"], instances, classes, "synthetic")
+    with open(folder / "manifest.csv", newline="", encoding="utf-8-sig") as fh:
+        row = list(csv.DictReader(fh))[index]
+    if row.get("karyotype_mask"):
+        return ann.mfish_target(folder / row["image"], folder / row["karyotype_mask"])
+    return ann.box_target(folder / row["image"], folder / row["chromosome_boxes"])
+
+
+def _prepare(job) -> dict:
+    """One picture at the network's scale with its targets (in a worker process)."""
+    from ..detect._targets import encode, measure_width, resized, scale_for
+    from ..io import read_image
+
+    folder, index, real, jitter = job
+    target = target_of(folder, index)
+    image, _ = read_image(target.image)
+    scale = scale_for(image.shape, measure_width(image)) * jitter
+    small = resized(image, scale)
+    targets = encode(target.instances, target.classes, scale, small.shape, full=not real)
+    centres = np.argwhere(targets[0] >= 0.999)
+    return dict(
+        path=str(target.image), image=small.astype(np.float16), targets=targets,
+        centres=centres, real=real, count=target.count, scale=scale,
+    )  # fmt: skip
+
+
+def prepare_all(items, *, jitter: float, seed: int, workers: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    jobs = [(f, i, real, 1 + rng.uniform(-jitter, jitter)) for f, i, real in items]
+    if workers <= 1 or len(jobs) < 4:
+        return [_prepare(j) for j in jobs]
+    with ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(_prepare, jobs, chunksize=2))
+
+
+class CropSampler:
+    """Batches of random crops (image, targets), the same for the same seed and epoch."""
+
+    def __init__(self, pictures: list[dict], config: DetectTrainConfig):
+        self.real = [p for p in pictures if p["real"]]
+        self.synthetic = [p for p in pictures if not p["real"]]
+        self.config = config
+
+    def batch(self, rng: np.random.Generator):
+        cfg, xs, ys = self.config, [], []
+        share = cfg.real_share if self.real and self.synthetic else float(bool(self.real))
+        for _ in range(cfg.batch_size):
+            pool = self.real if rng.random() < share else self.synthetic
+            x, y = crop(pool[rng.integers(len(pool))], cfg.crop, rng)
+            xs.append(x)
+            ys.append(y)
+        return np.stack(xs)[:, None], np.stack(ys)
+
+
+def crop(picture: dict, side: int, rng: np.random.Generator):
+    """A ``side`` x ``side`` crop around a random chromosome (or anywhere, one time in five),
+    turned, flipped, and with its contrast, light, noise and sharpness changed."""
+    image, targets = picture["image"], picture["targets"]
+    h, w = image.shape
+    if len(picture["centres"]) and rng.random() < 0.8:
+        r, c = picture["centres"][rng.integers(len(picture["centres"]))]
+        r, c = (
+            r + rng.integers(-side // 3, side // 3 + 1),
+            c + rng.integers(-side // 3, side // 3 + 1),
+        )
+    else:
+        r, c = rng.integers(h), rng.integers(w)
+    top, left = int(r) - side // 2, int(c) - side // 2
+    x = np.ones((side, side), np.float32)
+    y = np.zeros((targets.shape[0], side, side), np.float32)
+    r0, c0 = max(top, 0), max(left, 0)
+    r1, c1 = min(top + side, h), min(left + side, w)
+    if r1 > r0 and c1 > c0:
+        x[r0 - top : r1 - top, c0 - left : c1 - left] = image[r0:r1, c0:c1]
+        y[:, r0 - top : r1 - top, c0 - left : c1 - left] = targets[:, r0:r1, c0:c1]
+    k = int(rng.integers(4))
+    x, y = np.rot90(x, k), np.rot90(y, k, axes=(1, 2))
+    if rng.random() < 0.5:
+        x, y = x[:, ::-1], y[:, :, ::-1]
+    x = _photometric(np.ascontiguousarray(x), rng)
+    return x, np.ascontiguousarray(y)
+
+
+def _photometric(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    from scipy import ndimage as ndi
+
+    if rng.random() < 0.3:
+        x = ndi.gaussian_filter(x, rng.uniform(0.3, 1.0))
+    x = 1 - (1 - x) * rng.uniform(0.6, 1.3)  # chromosomes paler or darker
+    x = x + rng.uniform(-0.1, 0.1)  # light level
+    x = np.clip(x, 0, 1) ** rng.uniform(0.7, 1.4)  # gamma
+    x = x + rng.normal(0, rng.uniform(0, 0.04), x.shape)  # camera noise
+    return np.clip(x, 0, 1).astype(np.float32)
+
+
+def detection_loss(logits, targets):
+    """CenterNet's focal loss on the centre heat map (Zhou et al. 2019, alpha 2, beta 4) plus
+    binary cross-entropy on the masks, each where its annotation says something; the boundary
+    between touching chromosomes weighs 5 times (it is thin, and it is what splits them)."""
+    import torch
+    import torch.nn.functional as F
+
+    known, known2 = targets[:, 6:7], targets[:, 7:8]
+    heat = targets[:, 0:1]
+    p = torch.sigmoid(logits[:, 0:1]).clamp(1e-4, 1 - 1e-4)
+    pos = (heat >= 0.999).float() * known
+    neg = (1 - pos) * known * (1 - heat) ** 4
+    focal = -(torch.log(p) * (1 - p) ** 2 * pos + torch.log(1 - p) * p**2 * neg).sum()
+    focal = focal / pos.sum().clamp(min=1)
+    bce = F.binary_cross_entropy_with_logits(logits[:, 1:], targets[:, 1:6], reduction="none")
+    weights = torch.cat([known, known * (1 + 4 * targets[:, 2:3]), known2, known2, known2], 1)
+    per = (bce * weights).sum((0, 2, 3)) / weights.sum((0, 2, 3)).clamp(min=1)
+    loss = focal + per[0] + per[1] + 0.5 * (per[2] + per[3] + per[4])
+    right = ((logits[:, 1:2] > 0) == (targets[:, 1:2] > 0.5)).float() * known
+    return loss, float(right.sum() / known.sum().clamp(min=1))
+
+
+def predict(net, image: np.ndarray, device) -> np.ndarray:
+    """Output probabilities of the network on one prepared picture (padded to ``MULTIPLE``)."""
+    import torch
+
+    from ..detect._net import MULTIPLE
+
+    h, w = image.shape
+    ph, pw = -h % MULTIPLE, -w % MULTIPLE
+    x = np.pad(image.astype(np.float32), ((0, ph), (0, pw)), constant_values=1.0)
+    with torch.no_grad():
+        out = net(torch.from_numpy(x)[None, None].to(device))
+    return torch.sigmoid(out[0, :, :h, :w]).float().cpu().numpy()
+
+
+def validate(net, pictures: list[dict], device) -> dict:
+    """Loss and count error of the network on whole validation pictures."""
+    import torch
+
+    from ..detect._decode import decode
+
+    net.eval()
+    losses, errors = [], []
+    for p in pictures:
+        probs = predict(net, p["image"], device)
+        logits = torch.logit(torch.from_numpy(probs).clamp(1e-6, 1 - 1e-6))[None]
+        losses.append(
+            float(
+                detection_loss(logits, torch.from_numpy(p["targets"].astype(np.float32))[None])[0]
+            )
+        )
+        found = int(decode(probs).instances.max())
+        errors.append(found - p["count"])
+    errors = np.array(errors, float)
+    return dict(
+        loss=float(np.mean(losses)) if losses else float("nan"),
+        mae=float(np.abs(errors).mean()) if len(errors) else float("nan"),
+        within2=float((np.abs(errors) <= 2).mean()) if len(errors) else float("nan"),
+    )
+
+
+def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log=print) -> dict:
+    """Train on the pictures of ``folders`` and write the detector's model folder ``out``;
+    returns its config.json dict."""
+    import torch
+
+    from ..detect._net import ARCH, OUTPUTS, build_net, export_onnx
+    from ..detect._targets import TARGET_WIDTH
+
+    out = Path(out)
+    checkpoint = out / "checkpoint.pt"
+    if resume and not checkpoint.is_file():
+        raise FileNotFoundError(f"{checkpoint}: nothing to resume")
+    if not resume and out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty; choose a new folder or pass --resume")
+    out.mkdir(parents=True, exist_ok=True)
+    device = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu")
+        if config.device == "auto"
+        else config.device
+    )
+    workers = (os.cpu_count() or 1) if config.workers < 0 else config.workers
+    split = list_pictures(folders, config)
+    if not split["train"]:
+        raise ValueError(f"{', '.join(map(str, folders))}: no pictures to train on")
+    log(f"preparing {len(split['train'])} training and {len(split['val'])} validation pictures")
+    pictures = prepare_all(
+        split["train"], jitter=config.scale_jitter, seed=config.seed, workers=workers
+    )
+    rng = np.random.default_rng(config.seed)
+    val_items = split["val"]
+    if len(val_items) > config.max_val:
+        val_items = [
+            val_items[i] for i in sorted(rng.choice(len(val_items), config.max_val, replace=False))
+        ]
+    val = prepare_all(val_items, jitter=0.0, seed=config.seed, workers=workers)
+    sampler = CropSampler(pictures, config)
+    torch.manual_seed(config.seed)
+    net = build_net(config.pretrained == "imagenet").to(device)
+    optimiser = torch.optim.Adam(net.parameters(), lr=config.lr)
+    schedule = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=config.lr_decay)
+    state = dict(epoch=0, best_mae=float("inf"), best_epoch=0, history=[], val_mae=[])
+    if resume:
+        saved = torch.load(checkpoint, map_location=device, weights_only=True)
+        if {k: v for k, v in saved["config"].items() if k != "epochs"} != {
+            k: v for k, v in asdict(config).items() if k != "epochs"
+        }:
+            raise ValueError(
+                f"{checkpoint}: was made with other settings; resume with the same ones"
+            )
+        net.load_state_dict(saved["model"])
+        optimiser.load_state_dict(saved["optimiser"])
+        schedule.load_state_dict(saved["schedule"])
+        state = saved["state"]
+        log(f"resuming after epoch {state['epoch']}")
+    write_yaml(out / "config.yaml", asdict(config))
+
+    steps = min(config.steps, config.max_steps or config.steps)
+    for epoch in range(state["epoch"] + 1, config.epochs + 1):
+        start = time.perf_counter()
+        torch.manual_seed(config.seed * 1000 + epoch)
+        crops = np.random.default_rng([config.seed, epoch])
+        net.train()
+        show = progress_line(epoch, config.epochs, start)
+        loss_sum, acc_sum = 0.0, 0.0
+        for step in range(1, steps + 1):
+            x, y = sampler.batch(crops)
+            x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+            loss, acc = detection_loss(net(x), y)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            loss_sum, acc_sum = loss_sum + loss.item(), acc_sum + acc
+            show(step, steps, loss_sum / step, acc_sum / step, step * config.batch_size)
+        figures = (
+            validate(net, val, device)
+            if val
+            else dict(loss=float("nan"), mae=float("nan"), within2=float("nan"))
+        )
+        lr = optimiser.param_groups[0]["lr"]
+        schedule.step()
+        seconds = time.perf_counter() - start
+        state["history"].append(dict(
+            epoch=epoch, train_loss=loss_sum / steps, train_accuracy=acc_sum / steps,
+            val_loss=figures["loss"], val_accuracy=figures["within2"], lr=lr, seconds=seconds,
+            images_per_s=steps * config.batch_size / seconds,
+        ))  # fmt: skip
+        state["val_mae"].append(figures["mae"])
+        sys.stderr.write("\n")
+        log(
+            f"epoch {epoch}/{config.epochs}: train loss {loss_sum / steps:.4f} | val loss "
+            f"{figures['loss']:.4f}, count error {figures['mae']:.2f}, within 2: "
+            f"{figures['within2']:.2f} | {seconds:.0f} s"
+        )
+        score = figures["mae"] if val else -epoch  # without validation: the last epoch
+        if not score >= state["best_mae"]:
+            state["best_mae"], state["best_epoch"] = score, epoch
+            save_weights(net, out)
+        state["epoch"] = epoch
+        save_checkpoint(checkpoint, net, optimiser, schedule, state, config)
+        write_history(out, state["history"])
+
+    from safetensors.torch import load_file
+
+    net.load_state_dict(load_file(str(out / "model.safetensors")))
+    net.eval()
+
+    def count(part):
+        return dict(
+            real=sum(p[2] for p in split[part]), synthetic=sum(not p[2] for p in split[part])
+        )
+
+    meta = make_config("efficientnet_lite0", OUTPUTS, input_size=config.crop)
+    meta.update(
+        task="detect",
+        arch=ARCH,
+        reject_classes=[],
+        keep_class="",
+        channels=1,
+        mean=[0.0],
+        std=[1.0],
+        target_width=TARGET_WIDTH,
+        preprocessing="metasift.io.read_image (grey, dark on light, [0, 1]); resized so a "
+        "chromosome (width measured as metasift count does) is target_width pixels wide; "
+        "stretched from its 0.5th to 99.5th percentile to [0, 1]; padded with 1 to a multiple "
+        "of 32 on each side (metasift.detect)",
+        pretrained=config.pretrained,
+        trained_on=dict(folders=[str(f) for f in folders], train=count("train"), val=count("val"),
+                        val_slides=config.val_slides, test_slides=config.test_slides),
+        best_epoch=state["best_epoch"],
+        validation=dict(count_mae=state["val_mae"][state["best_epoch"] - 1]),
+        trained_with=f"metasift {__version__}, torch {torch.__version__}, device {device.type}",
+    )  # fmt: skip
+    write_json(out / "config.json", meta)
+    diff = export_onnx(net.cpu(), out)
+    log(f"model folder {out}: best epoch {state['best_epoch']}; ONNX matches PyTorch to {diff:.1e}")
+    if val:
+        meta["decode"] = tune_decoding(out, val, log=log)
+    return meta
+
+
+PEAKS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.5)  # centre-peak heights tried on validation
+ORPHANS = (1.0, 2.0, 4.0, 1000.0)  # orphan areas tried (1000: orphans never count)
+
+
+def tune_decoding(folder: str | os.PathLike, pictures: list[dict], *, log=print) -> dict:
+    """The decoding settings (``DecodeConfig``: centre-peak height, orphan area) that count the
+    validation ``pictures`` (prepared as for training) best, written into ``folder``'s
+    config.json as ``decode``, where ``metasift.detect.Detector`` reads them."""
+    from dataclasses import replace
+
+    from ..detect import DecodeConfig, Detector, decode
+    from ..models import read_config
+
+    model = Detector(folder)
+    probs = [model.probabilities(p["image"].astype(np.float32)) for p in pictures]
+    truth = np.array([p["count"] for p in pictures])
+    best, best_mae = DecodeConfig(), float("inf")
+    for peak in PEAKS:
+        for orphan in ORPHANS:
+            config = replace(DecodeConfig(), peak=peak, unsure=min(0.1, peak), orphan_area=orphan)
+            found = np.array([int(decode(p, config).instances.max()) for p in probs])
+            mae = float(np.abs(found - truth).mean())
+            if mae < best_mae - 1e-9:
+                best, best_mae = config, mae
+    meta = read_config(folder, task="detect")
+    meta["decode"] = asdict(best)
+    meta.setdefault("validation", {})["count_mae_tuned"] = round(best_mae, 3)
+    write_json(Path(folder) / "config.json", meta)
+    log(f"decoding: peak {best.peak}, orphan area {best.orphan_area}: count MAE {best_mae:.2f}")
+    return asdict(best)

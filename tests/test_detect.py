@@ -1,0 +1,117 @@
+"""The detector's decoding and findings, on hand-made network outputs (no model needed)."""
+
+import numpy as np
+import pytest
+
+from metasift.detect import (
+    OUTPUTS,
+    TARGET_WIDTH,
+    DecodeConfig,
+    decode,
+    encode,
+    findings,
+    heat_map,
+    scale_for,
+)
+
+W = int(TARGET_WIDTH)
+
+
+def outputs(shape, centres, foreground, boundary=None) -> np.ndarray:
+    """Probabilities as a trained network would give them."""
+    probs = np.zeros((len(OUTPUTS), *shape), np.float32)
+    probs[0] = heat_map(np.array(centres, float).reshape(-1, 2), shape)
+    probs[1] = foreground
+    if boundary is not None:
+        probs[2] = boundary
+    return probs
+
+
+def test_two_touching_chromosomes_become_two():
+    fg = np.zeros((80, 80), np.float32)
+    fg[20:27, 10:40] = 1  # two chromosomes end to end: one connected piece of foreground
+    fg[20:27, 40:70] = 1
+    line = np.zeros_like(fg)
+    line[20:27, 39:41] = 1
+    got = decode(outputs(fg.shape, [(23, 25), (23, 55)], fg, line))
+    assert got.instances.max() == 2
+    left, right = got.instances[23, 20], got.instances[23, 60]
+    assert {left, right} == {1, 2}  # each half is its own chromosome
+    assert got.count_sd < 0.05  # both peaks are sure
+
+
+def test_a_doubtful_peak_is_uncertainty_not_a_chromosome():
+    fg = np.zeros((60, 60), np.float32)
+    fg[20:27, 10:50] = 1
+    probs = outputs(fg.shape, [(23, 18)], fg)
+    probs[0] = np.maximum(probs[0], 0.2 * heat_map(np.array([[23.0, 42.0]]), fg.shape))
+    got = decode(probs)
+    assert got.instances.max() == 1
+    assert got.count_sd == pytest.approx(0.4, abs=0.01)  # one coin of p = 0.2
+
+
+def test_foreground_no_centre_reached_still_counts():
+    fg = np.zeros((60, 60), np.float32)
+    fg[10:17, 5:35] = 1
+    fg[40:47, 20:50] = 1  # its centre was missed
+    got = decode(outputs(fg.shape, [(13, 20)], fg))
+    assert got.instances.max() == 2
+    off = decode(outputs(fg.shape, [(13, 20)], fg), DecodeConfig(orphan_area=100))
+    assert off.instances.max() == 1
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 30])
+def test_encoded_targets_decode_to_the_same_count(n):
+    """Targets made from instance masks, read back as outputs, give every chromosome once,
+    touching ones included."""
+    rng = np.random.default_rng(n)
+    instances = np.zeros((400, 400), np.uint16)
+    for k in range(1, n + 1):
+        r, c = 20 * (k // 6) + 40, 50 * (k % 6) + 30
+        length = int(rng.integers(3, 7)) * W
+        instances[r : r + W + 1, c : c + length] = k  # rows of chromosomes touching side by side
+    classes = (instances > 0).astype(np.uint8)
+    targets = encode(instances, classes, 0.5, (200, 200), full=False)
+    got = decode(targets[: len(OUTPUTS)].astype(np.float32))
+    assert got.instances.max() == n
+
+
+def test_findings_go_through_the_criteria():
+    fg = np.zeros((100, 100), np.float32)
+    centres = []
+    for i in range(3):
+        fg[10 + 20 * i : 17 + 20 * i, 10:40] = 1
+        centres.append((13 + 20 * i, 25))
+    probs = outputs(fg.shape, centres, fg)
+    probs[4, 60:90, 60:90] = 1  # a nucleus, away from the chromosomes
+    found = findings(decode(probs), 0.5)
+    assert found.chromosome_count == 3
+    assert found.verdicts == ["too_few"]
+    assert found.nuclei_count == 1 and found.debris_over_chromosomes == 0
+    assert "3 chromosomes (< 40)" in found.reason
+    top, left, bottom, right = found.chromosomes[0].box
+    assert (top, left, bottom, right) == (20, 20, 34, 80)  # picture pixels: twice the input's
+
+
+def test_a_nucleus_over_chromosomes_is_debris():
+    fg = np.zeros((100, 100), np.float32)
+    fg[40:47, 5:95] = 1  # a chromosome running under the nucleus, out on both sides
+    probs = outputs(fg.shape, [(43, 15), (43, 85)], fg)
+    probs[4, 30:60, 35:65] = 1
+    probs[1][probs[4] > 0.5] = 0
+    found = findings(decode(probs), 1.0, min_chromosomes=0)
+    assert found.debris_over_chromosomes == 1
+    assert "debris" in found.verdicts
+
+
+def test_nothing_found_is_zero_and_too_few():
+    found = findings(decode(np.zeros((len(OUTPUTS), 64, 64), np.float32)), 1.0)
+    assert found.chromosome_count == 0 and found.verdicts == ["too_few"]
+    assert scale_for((1024, 1280), None) == pytest.approx(0.5)
+
+
+def test_bad_outputs_and_settings_say_what_is_wrong():
+    with pytest.raises(ValueError, match="outputs must be"):
+        decode(np.zeros((3, 8, 8)))
+    with pytest.raises(ValueError, match="peak"):
+        DecodeConfig(peak=1.5)

@@ -1,0 +1,91 @@
+"""Training the detector on tiny synthetic pictures, its model folder, and ONNX vs PyTorch."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("timm")
+
+
+@pytest.fixture(scope="session")
+def tiny_detector(tmp_path_factory):
+    """Two pictures of 256 x 256 with masks, one more to validate on; one epoch of one step,
+    then --resume to a second: the model folder."""
+    from metasift.cli import main
+    from metasift.synth import SynthConfig, write_dataset
+
+    root = tmp_path_factory.mktemp("detector")
+    config = SynthConfig(height=256, width=256, style="dca", masks=True, stain="dapi")
+    write_dataset(root / "train", 2, seed=1, config=config, workers=1)
+    write_dataset(root / "val", 1, seed=2, config=config, workers=1)
+    out = root / "model"
+    args = ["train-detector", str(root / "train"), str(root / "val"), "--out", str(out)]
+    small = ["--steps", "1", "--batch-size", "2", "--crop", "64", "--pretrained", "none"]
+    assert main([*args, *small, "--epochs", "1", "--workers", "1"]) == 0
+    assert main([*args, *small, "--epochs", "2", "--workers", "1", "--resume"]) == 0
+    return out
+
+
+def test_training_writes_a_detector_folder(tiny_detector):
+    from metasift.detect import ARCH, OUTPUTS
+    from metasift.models import read_config
+
+    config = read_config(tiny_detector, task="detect")
+    assert config["arch"] == ARCH and config["classes"] == list(OUTPUTS)
+    for name in ("model.safetensors", "model.onnx", "config.yaml", "curves.png", "checkpoint.pt"):
+        assert (tiny_detector / name).is_file()
+    with open(tiny_detector / "history.csv", newline="") as fh:
+        assert [row["epoch"] for row in csv.DictReader(fh)] == ["1", "2"]  # resumed, not redone
+    trained_on = json.loads((tiny_detector / "config.json").read_text())["trained_on"]
+    assert trained_on["train"] == {"real": 0, "synthetic": 2}
+
+
+def test_a_detector_folder_is_not_a_classifier(tiny_detector):
+    from metasift.models import ModelFolderError, read_config
+
+    with pytest.raises(ModelFolderError, match="a detect model, not a classify model"):
+        read_config(tiny_detector, task="classify")
+
+
+def test_onnx_and_pytorch_agree(tiny_detector):
+    from safetensors.torch import load_file
+
+    from metasift.detect import Detector
+    from metasift.detect._net import build_net
+
+    net = build_net(pretrained=False)
+    net.load_state_dict(load_file(str(tiny_detector / "model.safetensors")))
+    net.eval()
+    picture = np.random.default_rng(0).random((70, 100)).astype(np.float32)  # not a multiple
+    got = Detector(tiny_detector).probabilities(picture)
+    x = np.pad(picture, ((0, 26), (0, 28)), constant_values=1.0)
+    with torch.no_grad():
+        expected = torch.sigmoid(net(torch.from_numpy(x)[None, None]))[0, :, :70, :100].numpy()
+    assert got.shape == (6, 70, 100)
+    assert np.abs(got - expected).max() < 1e-4
+
+
+@pytest.mark.parametrize("kind", ["blank", "black", "nuclei"])
+def test_pictures_without_chromosomes_give_zero(tiny_detector, kind):
+    from metasift.detect import Detector
+
+    picture = np.full((300, 400), 0.0 if kind == "black" else 0.9, np.float32)
+    if kind == "nuclei":
+        rows, cols = np.mgrid[:300, :400]
+        for r, c in ((80, 100), (200, 300)):
+            picture[(rows - r) ** 2 + (cols - c) ** 2 < 40**2] = 0.3
+    found = Detector(tiny_detector).detect(picture).findings
+    assert found.chromosome_count == 0
+    assert found.too_few
+
+
+def test_settings_are_checked():
+    from metasift.train.detector import DetectTrainConfig
+
+    with pytest.raises(ValueError, match="multiple of 32"):
+        DetectTrainConfig(crop=100)
+    with pytest.raises(ValueError, match="real_share"):
+        DetectTrainConfig(real_share=2)
