@@ -405,3 +405,13 @@ def test_classify_takes_the_counts_minimum(slide, tmp_path):
     assert main(["classify", folder, "--out", str(out), "--min-chromosomes", "100"]) == 0
     rows = _rows(out)
     assert all(r["too_few"] == "1" and "(< 100)" in r["count_reason"] for r in rows)
+
+
+def test_resume_recounts_with_other_count_settings(slide, tmp_path):
+    out = tmp_path / "r.csv"
+    folder = str(slide / "available")
+    assert main(["classify", folder, "--out", str(out)]) == 0
+    assert (
+        main(["classify", folder, "--out", str(out), "--resume", "--min-chromosomes", "100"]) == 0
+    )
+    assert all(r["too_few"] == "1" for r in _rows(out))

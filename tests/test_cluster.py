@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +60,14 @@ def test_without_dask_scheduler_is_a_clear_error(pictures, tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 2
     assert "pip install 'metasift[cluster]'" in done.stderr
+
+
+def test_workers_in_another_folder_find_pictures_named_relative_to_this_one(
+    pictures, cluster, monkeypatch
+):
+    monkeypatch.chdir(pictures[0].parent.parent)
+    relative = [Path(p.parent.name) / p.name for p in pictures]
+    here = [r.row() for r in run(relative, steps=("count",), workers=1)]
+    there = [r.row() for r in run(relative, steps=("count",), scheduler=cluster.scheduler_address)]
+    assert there == here and [r["path"] for r in there] == [str(p) for p in relative]
+    assert not there[0]["error"]

@@ -300,3 +300,16 @@ def test_inner_distance_matches_the_whole_picture_transform():
     mask = ndi.gaussian_filter(np.random.default_rng(1).random((120, 150)), 2) > 0.5
     labels, _ = ndi.label(mask)
     np.testing.assert_array_equal(_inner_distance(labels), ndi.distance_transform_edt(mask))
+
+
+def test_an_overlay_that_cannot_be_written_does_not_cost_the_count(tmp_path):
+    blocked = tmp_path / "overlays"
+    blocked.write_text("a file where the overlay folder should be")
+    out = tmp_path / "c.csv"
+    picture = str(DATA / "mfish" / "V1301XY.png")
+    assert (
+        main(["count", picture, "--out", str(out), "--overlay", str(blocked), "--workers", "1"])
+        == 0
+    )
+    row = next(csv.DictReader(out.open()))
+    assert int(row["chromosome_count"]) > 40 and "overlay not written" in row["count_reason"]

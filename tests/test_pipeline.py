@@ -80,7 +80,9 @@ def test_a_killed_run_keeps_every_row_done_and_resume_gives_the_same_file(tmp_pa
     full, part = tmp_path / "full.csv", tmp_path / "part.csv"
     args = ["count", str(folder), "--workers", "1"]
     assert main([*args, "--out", str(full)]) == 0
-    code = f"import sys; from metasift.cli import main; sys.exit(main({[*args, '--out', str(part)]!r}))"
+    # killed with worker processes running: they must not keep the results locked
+    killed = ["count", str(folder), "--workers", "2", "--out", str(part)]
+    code = f"import sys; from metasift.cli import main; sys.exit(main({killed!r}))"
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL)
     done = 0
     deadline = time.monotonic() + 120
@@ -113,3 +115,42 @@ def test_a_synthetic_set_with_masks_is_listed_as_its_pictures_only(tmp_path):
     assert len(files) == 4 and not any(p.parent.name == "masks" for p in files)
     dataset = discover(out)
     assert sum(len(v) for v in dataset.splits.values()) == 4 and "masks" not in dataset.classes
+
+
+def test_a_resume_that_fails_loses_nothing(pictures, tmp_path, monkeypatch):
+    """Results made without a ledger, a resume that fails before its first picture: the file
+    is as it was, its rows are in the ledger, and the next resume finishes the same file."""
+    from metasift.pipeline import _runner
+
+    folder = tmp_path / "slide #2 (100%)"  # '#' and '%' are names, not URI syntax
+    folder.mkdir()
+    for p in pictures[:3]:
+        shutil.copy(p, folder / p.name)
+    out = folder / "r.csv"
+    args = ["count", str(folder), "--out", str(out), "--workers", "1"]
+    assert main(args) == 0
+    before = out.read_bytes()
+    ledger_path(out).unlink()  # as a results file made before the ledger existed
+
+    def failing(path, plan):
+        raise RuntimeError("the disk went away")
+
+    monkeypatch.setattr(_runner, "prepare", failing)
+    assert main([*args, "--min-chromosomes", "30", "--resume"]) == 2
+    assert out.read_bytes() == before
+    assert len(latest_rows(ledger_path(out))) == 3
+    monkeypatch.undo()
+    assert main([*args, "--resume"]) == 0
+    assert out.read_bytes() == before
+
+
+def test_resume_goes_back_only_to_the_last_fresh_start(tmp_path):
+    out = tmp_path / "r.csv"
+    with Ledger(out, ["path", "n"]) as ledger:
+        ledger.add({"path": "a.png", "n": 1})
+        ledger.add({"path": "b.png", "n": 1})
+    ledger = Ledger(out, ["path", "n"], overwrite=True)
+    ledger.add({"path": "a.png", "n": 2})
+    ledger.close(failed=True)  # the overwriting run died after one picture
+    with Ledger(out, ["path", "n"], resume=True) as ledger:
+        assert ledger.previous_rows() == [{"path": "a.png", "n": 2}]

@@ -11,6 +11,7 @@ import html
 import io as _io
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 
@@ -47,7 +48,7 @@ def _href(path, page: Path) -> str:
         text = os.path.relpath(path, os.path.abspath(page.parent))
     except ValueError:  # another drive (Windows)
         return path.as_uri()
-    return html.escape("/".join(Path(text).parts), quote=True)
+    return html.escape(quote("/".join(Path(text).parts), errors="surrogateescape"), quote=True)
 
 
 def _link(path, page: Path, label: str) -> str:

@@ -15,7 +15,16 @@ from ..dose.cli import add_parser as add_dose_parser
 from . import classify, count, demo, detect, info, review, synth, train
 from ._common import HelpFormatter
 
-FAMILIES = (synth, train, detect, classify, count, review, info, demo)  # in the order --help lists them
+FAMILIES = (
+    synth,
+    train,
+    detect,
+    classify,
+    count,
+    review,
+    info,
+    demo,
+)  # in the order --help lists them
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -25,9 +25,8 @@ def add_parsers(sub) -> None:
     )
     p.add_argument(
         "--model",
-        default="default",
         metavar="MODEL",
-        help="a model folder, or a released name ('default': the bundled model)",
+        help="a model folder, or a released name ('default'); unset: the bundled model",
     )
     p.add_argument(
         "--backend", default="onnx", choices=("onnx", "torch"), help="torch needs the [train] extra"
@@ -129,7 +128,7 @@ def classify_job(
     from ..classify import Classifier
     from ..classify import sort_into as sort_copy
     from ..count import CountConfig
-    from ..pipeline import Ledger, columns, overlay_name, run, still_valid
+    from ..pipeline import Ledger, columns, heatmap_name, run, still_valid
 
     out = Path(out)
     if out.suffix.lower() not in (".csv", ".json"):
@@ -142,7 +141,10 @@ def classify_job(
     files = list_inputs_or_fail(inputs, "classify")
     steps = ("classify", "count") if count else ("classify",)
     with Ledger(out, columns(steps, clf.classes), resume=resume, overwrite=overwrite) as ledger:
-        known = still_valid(ledger.previous_rows(), clf.name) if resume else {}
+        config = CountConfig(min_chromosomes=min_chromosomes) if count else None
+        # rows are reused only from the same model (and counter, when counting)
+        made_by = {"model": clf.name, **({"counter": config.identity} if count else {})}
+        known = still_valid(ledger.previous_rows(), made_by) if resume else {}
         print(
             f"classifying {len(files)} pictures with {clf.name} ({clf.backend})"
             + (f", {len(known)} already done" if known else "")
@@ -154,7 +156,7 @@ def classify_job(
             files,
             steps,
             classifier=clf,
-            count_config=CountConfig(min_chromosomes=min_chromosomes) if count else None,
+            count_config=config,
             overlay_dir=overlay if count else None,
             known=known,
             workers=workers,
@@ -169,7 +171,7 @@ def classify_job(
             if explain and row["decision"] == "reject":
                 from ..explain import write_explanation
 
-                name = Path(overlay_name(row["path"])).stem  # the overlay's name, in its folder
+                name = Path(heatmap_name(row["path"])).stem  # the overlay's name, marked
                 explained[row["path"]] = write_explanation(row["path"], clf, row, explain, name)
             progress(n, len(files), start)
         took = time.perf_counter() - start

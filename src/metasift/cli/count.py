@@ -73,8 +73,9 @@ def count_job(
     with Ledger(out, columns(("count",)), resume=resume, overwrite=overwrite) as ledger:
         # rows are reused only from the same counter and settings, for unchanged pictures
         known = still_valid(ledger.previous_rows(), config.identity, by="counter") if resume else {}
-        if known:
-            print(f"{len(files)} pictures, {len(known)} already counted")
+        done = sum(str(f) in known for f in files)
+        if done:
+            print(f"{len(files)} pictures, {done} already counted")
         start = time.perf_counter()
         results = run(
             files,

@@ -29,7 +29,7 @@ def _demo(args) -> int:
 
     from ..classify import Classifier
     from ..explain import write_explanation
-    from ..pipeline import overlay_name, read_results
+    from ..pipeline import heatmap_name, read_results
     from ..report import write_report
     from ..synth import write_dataset
     from .classify import classify_job, summarise
@@ -52,7 +52,7 @@ def _demo(args) -> int:
     clf = Classifier()
     explained = {}
     for row in [r for r in rows if r["decision"] == "reject"][:3]:
-        name = Path(overlay_name(row["path"])).stem
+        name = Path(heatmap_name(row["path"])).stem
         explained[row["path"]] = write_explanation(row["path"], clf, row, out / "heatmaps", name)
     write_report(
         rows,

@@ -45,7 +45,7 @@ def resolve(model: str | os.PathLike | None) -> Path:
     if model is None:
         return default_model_dir()
     name = str(model)
-    if name in RELEASED and not Path(name).is_dir():
+    if name in RELEASED and not (Path(name) / "config.json").is_file():
         return RELEASED[name]()
     return Path(model)
 

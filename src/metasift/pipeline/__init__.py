@@ -11,7 +11,7 @@ only module that imports Dask).
 """
 
 from ._inputs import list_inputs
-from ._picture import Plan, file_identity, overlay_name, prepare
+from ._picture import Plan, file_identity, heatmap_name, overlay_name, prepare
 from ._runner import STEPS, run
 from .ledger import Ledger, ResultsLockedError, latest_rows, read_results, still_valid
 from .schema import Classification, Result, columns
@@ -25,6 +25,7 @@ __all__ = [
     "ResultsLockedError",
     "columns",
     "file_identity",
+    "heatmap_name",
     "latest_rows",
     "list_inputs",
     "overlay_name",

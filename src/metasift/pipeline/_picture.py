@@ -42,6 +42,11 @@ def overlay_name(path) -> str:
     return f"{Path(path).stem}_{digest[:6]}.png"
 
 
+def heatmap_name(path) -> str:
+    """A heat map's file name: the overlay's, marked, so both may share a folder."""
+    return overlay_name(path).removesuffix(".png") + "_heatmap.png"
+
+
 def prepare(path: Path, plan: Plan) -> tuple[Result, np.ndarray | None]:
     """Read, count and draw one picture; with it, the classifier's input (small grey picture)
     when classifying. Never raises for a bad picture: the result says what went wrong."""
@@ -74,12 +79,19 @@ def prepare(path: Path, plan: Plan) -> tuple[Result, np.ndarray | None]:
             else:
                 result.error = f"{path}: {failed}"
         if plan.overlay_dir and result.findings is not None:
-            count.write_overlay(image, result.findings, Path(plan.overlay_dir) / overlay_name(path))
+            target = Path(plan.overlay_dir) / overlay_name(path)
+            try:
+                count.write_overlay(image, result.findings, target)
+            except OSError as err:  # a full disk must not cost the count: the row says so
+                result.findings.reason += f" (overlay not written: {err})"
     return result, array
 
 
-def classify_prepared(prepared: list[tuple[Result, np.ndarray | None]], classifier) -> list[Result]:
-    """Classify a batch of prepared pictures in one call of the model."""
+def classify_prepared(
+    prepared: list[tuple[Result, np.ndarray | None]], classifier, threshold: float | None = None
+) -> list[Result]:
+    """Classify a batch of prepared pictures in one call of the model, deciding at
+    ``threshold`` (default: the classifier's)."""
     from ..classify import decide
     from ..data import normalise
 
@@ -93,7 +105,8 @@ def classify_prepared(prepared: list[tuple[Result, np.ndarray | None]], classifi
     results = []
     for result, array in prepared:
         if array is not None:
-            d = decide(next(probs), classifier.classes, classifier.threshold)
+            cut = classifier.threshold if threshold is None else threshold
+            d = decide(next(probs), classifier.classes, cut)
             result.classification = Classification(
                 decision=d["decision"],
                 p_reject=d["p_reject"],
@@ -103,29 +116,3 @@ def classify_prepared(prepared: list[tuple[Result, np.ndarray | None]], classifi
         result.model = classifier.name
         results.append(result)  # no input: it could not be read, and says why
     return results
-
-
-def run_batch(paths: list[str], plan: Plan, model: dict) -> list[dict]:
-    """A whole batch on one worker (the cluster's unit of work): prepare, classify with the
-    worker's own copy of the model, and send back result rows only, never pictures."""
-    prepared = [prepare(Path(p), plan) for p in paths]
-    if "classify" in plan.steps:
-        results = classify_prepared(prepared, _worker_classifier(**model))
-    else:
-        results = [r for r, _ in prepared]
-    return [r.row() for r in results]
-
-
-_CLASSIFIERS: dict = {}
-
-
-def _worker_classifier(folder: str, backend: str, threshold: float, threads: int | None):
-    """One loaded model per worker process, kept between batches."""
-    from ..classify import Classifier
-
-    key = (folder, backend, threads)
-    if key not in _CLASSIFIERS:
-        _CLASSIFIERS[key] = Classifier(folder, backend=backend, threads=threads)
-    clf = _CLASSIFIERS[key]
-    clf.threshold = threshold
-    return clf

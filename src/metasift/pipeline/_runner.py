@@ -3,6 +3,7 @@ memory, on this machine's cores (or, with ``scheduler``, on a Dask cluster)."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -70,8 +71,15 @@ def _run_here(paths, plan: Plan, classifier, known, workers, batch_size) -> Iter
     # Decoding, the stretch, the resize and hashing run in C and release the GIL: threads do
     # them in parallel without copying pictures between processes (8% more images/s, measured).
     # Counting is Python and scipy code that holds the GIL: it needs processes.
-    executor = ProcessPoolExecutor if "count" in plan.steps else ThreadPoolExecutor
-    pool = executor(workers) if workers > 1 else None
+    if workers <= 1:
+        pool = None
+    elif "count" in plan.steps:
+        # not forked from this process: a forked worker would inherit the results lock and,
+        # orphaned by a kill -9, hold it after the run is gone
+        context = multiprocessing.get_context("spawn" if os.name == "nt" else "forkserver")
+        pool = ProcessPoolExecutor(workers, mp_context=context)
+    else:
+        pool = ThreadPoolExecutor(workers)
     pending: deque = deque()
     todo = iter(paths)
     window = batch_size * 3

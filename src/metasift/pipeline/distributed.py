@@ -10,7 +10,9 @@ machine, and the rows are the same as a local run's.
 
 A worker that dies mid-run loses nothing: Dask gives its batches to another worker. A batch
 that kills workers again and again (Dask gives up after ``distributed.scheduler.allowed-
-failures`` tries) or fails comes back as error rows, one per picture, and the run goes on.
+failures`` tries) or fails is tried again one picture at a time; a picture that still fails is
+an error row (which ``--resume`` tries again), and the run goes on. Workers get absolute paths
+and the bundled model by name, so they may start in any folder.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import os
 import uuid
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
-from ._picture import Plan, file_identity, run_batch
+from ._picture import Plan, classify_prepared, file_identity, prepare
 from .schema import Result
 
 IN_FLIGHT_PER_THREAD = 3  # batches queued per worker thread: busy workers, bounded memory
@@ -52,14 +55,20 @@ def run_on_cluster(
     """Yield one `Result` per picture, in order (rows only), computed on the cluster at
     ``scheduler`` (an address, or a `distributed.Client`)."""
     client, own = _client(scheduler)
-    model, name = None, ""
+    model = None
     if classifier is not None:
-        name = classifier.name
+        from ..models import default_model_dir
+
+        folder = Path(classifier.folder).resolve()
+        bundled = folder == default_model_dir().resolve()  # every install has it, by name
         model = dict(
-            folder=str(Path(classifier.folder).resolve()),
+            folder="default" if bundled else str(folder),
             backend=classifier.backend,
             threshold=classifier.threshold,
+            name=classifier.name,
         )
+    # workers may start in another folder: they get absolute paths, rows keep the given ones
+    plan = replace(plan, overlay_dir=plan.overlay_dir and os.path.abspath(plan.overlay_dir))
     run_id = uuid.uuid4().hex[:8]
     try:
         slots = max(1, sum(client.nthreads().values())) * IN_FLIGHT_PER_THREAD
@@ -72,7 +81,8 @@ def run_on_cluster(
             nonlocal n
             key = f"metasift-batch-{run_id}-{n}"
             n += 1
-            future = client.submit(_batch_on_worker, [str(p) for p in batch], plan, model, key=key)
+            where = [os.path.abspath(p) for p in batch]
+            future = client.submit(_batch_on_worker, where, plan, model, key=key)
             pending.append((list(batch), future))
 
         def fill():
@@ -104,10 +114,13 @@ def run_on_cluster(
                 continue
             try:
                 rows = future.result()
-            except Exception as err:  # the batch failed, or killed workers too often
-                rows = [_error_row(p, plan, name, err) for p in item]
-            for row in rows:
-                yield Result(Path(row["path"]), steps=plan.steps, ready_row=row)
+            except Exception:  # the batch failed, or killed workers: each picture on its own
+                rows = [_alone(client, p, plan, model) for p in item]
+            for given, row in zip(item, rows):
+                # as this machine named it, in the error text too
+                row["error"] = row.get("error", "").replace(os.path.abspath(given), str(given))
+                row["path"] = str(given)
+                yield Result(Path(given), steps=plan.steps, ready_row=row)
             fill()
     finally:
         for _, future in pending:
@@ -117,22 +130,45 @@ def run_on_cluster(
             client.close()
 
 
-def _batch_on_worker(paths: list[str], plan: Plan, model: dict | None) -> list[dict]:
-    """Runs on a worker: the batch's rows. The model's inference threads share the worker's
-    cores with its other task threads."""
-    threads = None
+def _alone(client, path, plan: Plan, model: dict | None) -> dict:
+    """One picture of a failed batch, tried by itself; an error row if it fails again (with
+    no model named, so that --resume tries it once more)."""
     try:
+        return client.submit(_batch_on_worker, [os.path.abspath(path)], plan, model).result()[0]
+    except Exception as err:
+        result = Result(Path(path), identity=file_identity(Path(path)), steps=plan.steps)
+        result.error = f"{path}: not processed on the cluster ({type(err).__name__}: {err})"
+        return result.row()
+
+
+def _batch_on_worker(paths: list[str], plan: Plan, model: dict | None) -> list[dict]:
+    """Runs on a worker: prepare, classify with the worker's own copy of the model, and send
+    back the batch's rows only, never pictures."""
+    prepared = [prepare(Path(p), plan) for p in paths]
+    if "classify" not in plan.steps:
+        return [r.row() for r, _ in prepared]
+    classifier = _worker_classifier(model["folder"], model["backend"])
+    if classifier.name != model["name"]:
+        raise RuntimeError(
+            f"this worker's {model['folder']} is {classifier.name}, not {model['name']}: "
+            "install the same metasift (or put the model folder where every worker sees it)"
+        )
+    results = classify_prepared(prepared, classifier, threshold=model["threshold"])
+    return [r.row() for r in results]
+
+
+_CLASSIFIERS: dict = {}
+
+
+def _worker_classifier(folder: str, backend: str):
+    """One loaded model per worker process, kept between batches; its inference threads
+    share the worker's cores with the worker's other task threads."""
+    key = (folder, backend)
+    if key not in _CLASSIFIERS:
         from distributed import get_worker
 
+        from ..classify import Classifier
+
         threads = max(1, (os.cpu_count() or 1) // max(1, get_worker().state.nthreads))
-    except (ImportError, ValueError, AttributeError):
-        pass
-    model = dict(model or {}, threads=threads) if model else None
-    return run_batch(paths, plan, model)
-
-
-def _error_row(path, plan: Plan, model_name: str, err: Exception) -> dict:
-    result = Result(Path(path), identity=file_identity(Path(path)), steps=plan.steps)
-    result.error = f"{path}: not processed on the cluster ({type(err).__name__}: {err})"
-    result.model = model_name
-    return result.row()
+        _CLASSIFIERS[key] = Classifier(folder, backend=backend, threads=threads)
+    return _CLASSIFIERS[key]

@@ -5,14 +5,18 @@ beside the results file; the CSV or JSON results file is written from it.
   point (kill -9 included) keeps every row done, and ``--resume`` does not redo them.
 - **Append-only.** Rows are added, never changed or deleted: a rerun of the same results
   (``--resume`` or ``--overwrite``) is a new run in the same ledger, and the results file holds
-  the latest run's rows, in its order.
+  the latest run's rows, in its order. Resume takes rows back only as far as the last run that
+  started afresh (a first run or ``--overwrite``). A resumed run rewrites the results file
+  only when it finishes: until then the file stays as the earlier run left it, and a resume
+  that fails loses nothing.
 - **Linear.** The results file is rewritten atomically as the run goes, but only once it has
   grown by a quarter (and at most every ``every`` seconds), and once at the end: writing it
   costs a few times the final file, not the square of the rows.
 - **One writer.** A lock held for the whole run (released by the system even when the process
   is killed) stops a second run writing the same results at once, with a clear message.
 
-The review app reads the ledger (``latest_rows``) while a run writes it.
+The review app reads the ledger (``latest_rows``) while a run writes it. Keep results on a
+local disk: SQLite's write-ahead log needs one (not NFS or SMB).
 """
 
 from __future__ import annotations
@@ -65,36 +69,43 @@ class Ledger:
             raise ValueError(f"{self.path}: the results file must end in .csv or .json")
         self.columns, self.every = list(columns), every
         self.path.parent.mkdir(parents=True, exist_ok=True)  # as --sort-into and --overlay do
+        self._written, self._last = 0, time.monotonic()
         self._lock = _acquire(_lock_path(self.path), self.path)
         try:
             self.db_path = ledger_path(self.path)
-            started = self.path.exists() or self.db_path.exists()
-            if started and not (resume or overwrite):
-                raise FileExistsError(
-                    f"{self.path} exists; pass --resume to continue it or --overwrite to replace it"
-                )
+            if not (resume or overwrite):
+                for there in (self.path, self.db_path):
+                    if there.exists():
+                        raise FileExistsError(
+                            f"{there} exists (an earlier run's results); pass --resume to "
+                            "continue it or --overwrite to replace it"
+                        )
             self._resume = resume
             self._db = _connect(self.db_path)
-            with self._db:
-                cur = self._db.execute(
-                    "INSERT INTO runs(started, results, columns, version) VALUES (?, ?, ?, ?)",
-                    (_now(), str(self.path), json.dumps(self.columns), __version__),
-                )
-            self.run = cur.lastrowid
+            if resume and not _has_rows(self._db) and self.path.is_file():
+                # results made without a ledger: their rows go into it first, so nothing is lost
+                self._start_run("imported")
+                for row in read_results(self.path):
+                    self.add(row)
+            self._start_run("resume" if resume else "new")
         except BaseException:
+            self._close_db()
             self._lock.close()
             raise
-        self.count = 0
-        self._written, self._last = 0, time.monotonic()
+
+    def _start_run(self, mode: str) -> None:
+        with self._db:
+            cur = self._db.execute(
+                "INSERT INTO runs(started, results, columns, version, mode) VALUES (?, ?, ?, ?, ?)",
+                (_now(), str(self.path), json.dumps(self.columns), __version__, mode),
+            )
+        self.run, self.count = cur.lastrowid, 0
 
     # -- reading ------------------------------------------------------------------------
     def previous_rows(self) -> list[dict]:
-        """The rows earlier runs left, latest per picture: from the ledger, or, for results
-        made before the ledger existed (or without it), from the results file itself."""
-        rows = latest_rows(self.db_path, before_run=self.run)
-        if rows:
-            return rows
-        return read_results(self.path)
+        """The rows earlier runs left (latest per picture), back to the last run that started
+        afresh; for results made without a ledger, the results file's rows."""
+        return latest_rows(self.db_path, before_run=self.run)
 
     # -- writing ------------------------------------------------------------------------
     def add(self, row: dict) -> None:
@@ -108,7 +119,7 @@ class Ledger:
             )
         self.count += 1
         grown = self.count >= GROWTH * self._written or self.count - self._written > 100_000
-        if grown and time.monotonic() - self._last >= self.every:
+        if grown and not self._resume and time.monotonic() - self._last >= self.every:
             self.flush()
 
     def rows(self) -> Iterator[dict]:
@@ -123,46 +134,66 @@ class Ledger:
         write_results(self.path, self.columns, self.rows())
         self._written, self._last = self.count, time.monotonic()
 
-    def close(self) -> None:
-        """Write the results file a last time and mark the run finished."""
+    def close(self, *, failed: bool = False) -> None:
+        """Write the results file a last time and mark the run finished. ``failed``: the run
+        stopped on an error; a resumed run then leaves the results file as it was (the ledger
+        has every row), a new run writes the rows it did."""
         if self._db is None:
             return
         try:
-            self.flush()
-            with self._db:
-                self._db.execute(
-                    "UPDATE runs SET finished = ?, rows = ? WHERE run = ?",
-                    (_now(), self.count, self.run),
-                )
+            if not (failed and self._resume):
+                self.flush()
+            if not failed:
+                with self._db:
+                    self._db.execute(
+                        "UPDATE runs SET finished = ?, rows = ? WHERE run = ?",
+                        (_now(), self.count, self.run),
+                    )
         finally:
+            self._close_db()
+            self._lock.close()
+
+    def _close_db(self) -> None:
+        if getattr(self, "_db", None) is not None:
             self._db.close()
             self._db = None
-            self._lock.close()
 
     def __enter__(self) -> Ledger:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, kind, *exc) -> None:
+        self.close(failed=kind is not None)
 
 
 def latest_rows(db_path: str | os.PathLike, *, before_run: int | None = None) -> list[dict]:
     """The latest row of each picture in a ledger (the review app and resume read this), in
-    the order of the run that made it last."""
+    the order of the run that made it last, from the last run that started afresh (a first
+    run or --overwrite) on; ``before_run``: only runs before that one."""
     if not Path(db_path).is_file():
         return []
-    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    # a URI, so that '#' or '%' in a folder name is a name, not a fragment or an escape
+    db = sqlite3.connect(Path(db_path).resolve().as_uri() + "?mode=ro", uri=True)
     try:
         limit = before_run if before_run is not None else 2**62
+        (since,) = db.execute(
+            "SELECT coalesce(max(run), 0) FROM runs WHERE coalesce(mode, 'new') != 'resume'"
+            " AND run < ?",
+            (limit,),
+        ).fetchone()
         latest: dict[bytes, dict] = {}
         for path, data in db.execute(
-            "SELECT path, row FROM rows WHERE run < ? ORDER BY run, seq", (limit,)
+            "SELECT path, row FROM rows WHERE run >= ? AND run < ? ORDER BY run, seq",
+            (since, limit),
         ):
             latest.pop(path, None)  # re-inserted: the order of its latest run
             latest[path] = json.loads(data)
         return list(latest.values())
     finally:
         db.close()
+
+
+def _has_rows(db: sqlite3.Connection) -> bool:
+    return db.execute("SELECT 1 FROM rows LIMIT 1").fetchone() is not None
 
 
 def write_results(path: Path, columns: list[str], rows: Iterable[dict]) -> None:
@@ -199,13 +230,15 @@ def read_results(path: str | os.PathLike) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def still_valid(rows: list[dict], made_by: str, by: str = "model") -> dict[str, dict]:
+def still_valid(rows: list[dict], made_by: str | dict, by: str = "model") -> dict[str, dict]:
     """Earlier rows whose file is unchanged (same size and modification time, or same content)
-    and that the same model or counter (column ``by``) made: those need no second look."""
+    and that the same model or counter made (``made_by`` in column ``by``, or a dict of
+    column -> value that must all match): those need no second look."""
+    need = made_by if isinstance(made_by, dict) else {by: made_by}
     valid = {}
     for row in rows:
         path = Path(row["path"])
-        if row.get(by) != made_by:
+        if any(row.get(k) != v for k, v in need.items()):
             continue
         try:
             st = path.stat()
@@ -226,12 +259,14 @@ def _connect(path: Path) -> sqlite3.Connection:
     with db:
         db.execute(
             "CREATE TABLE IF NOT EXISTS runs(run INTEGER PRIMARY KEY, started TEXT, finished TEXT,"
-            " results TEXT, columns TEXT, version TEXT, rows INTEGER)"
+            " results TEXT, columns TEXT, version TEXT, rows INTEGER, mode TEXT)"
         )
         db.execute(
             "CREATE TABLE IF NOT EXISTS rows(run INTEGER, seq INTEGER, path BLOB, row TEXT,"
             " PRIMARY KEY(run, seq))"
         )
+        if "mode" not in {c[1] for c in db.execute("PRAGMA table_info(runs)")}:
+            db.execute("ALTER TABLE runs ADD COLUMN mode TEXT")  # ledgers of 0.1.0 dev builds
     return db
 
 
@@ -248,6 +283,11 @@ class _Lock:
 
     def close(self) -> None:
         if self._fh is not None:
+            if os.name == "nt":  # Windows releases a lock only "eventually" after a close
+                import msvcrt
+
+                self._fh.seek(0)
+                msvcrt.locking(self._fh.fileno(), msvcrt.LK_UNLCK, 1)
             self._fh.close()  # closing releases the lock
             self._fh = None
 

@@ -22,7 +22,7 @@ def columns(steps: Sequence[str], classes: Sequence[str] = ()) -> list[str]:
     """The columns of a run's results: ``classify`` (with ``count`` beside it, or not), or
     ``count`` alone. ``classes``: the classifier's, keep class first."""
     if "classify" in steps:
-        count = [*FINDINGS_COLUMNS, "agreement"] if "count" in steps else []
+        count = [*FINDINGS_COLUMNS, "agreement", "counter"] if "count" in steps else []
         probs = [f"p_{c}" for c in classes[1:] if c != "reject"]  # keep/reject: p_reject only
         return ["path", "decision", "p_reject", *probs, "reasons", *count,
                 "width", "height", "model", "error", *IDENTITY]  # fmt: skip
@@ -92,6 +92,7 @@ class Result:
             row.update(decision="error", p_reject="", reasons="")
             return row
         if "count" in self.steps:
+            row["counter"] = self.counter
             if self.findings is not None:
                 row.update(self.findings.row())
                 verdicts = self.findings.verdicts

@@ -50,6 +50,9 @@ class Views:
             stem = Path(str(picture.row.get("path", ""))).stem
             names = [overlay_name(str(picture.row.get("path", ""))), overlay_name(picture.file)]
             if kind == "heat":
+                from ..pipeline import heatmap_name
+
+                names = [heatmap_name(str(picture.row.get("path", ""))), *names]
                 names.append(f"{picture.id + 1:06d}_{stem}.png")  # metasift before 0.2
             for name in names:
                 if (folder / name).is_file():
