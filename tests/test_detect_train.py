@@ -89,3 +89,14 @@ def test_settings_are_checked():
         DetectTrainConfig(crop=100)
     with pytest.raises(ValueError, match="real_share"):
         DetectTrainConfig(real_share=2)
+
+
+def test_the_detector_counts_for_the_pipeline(tiny_detector):
+    from metasift.detect import DetectorSettings, detect_read
+
+    settings = DetectorSettings(model=str(tiny_detector))
+    assert settings.identity.startswith("metasift ") and "detector model@" in settings.identity
+    other = DetectorSettings(model=str(tiny_detector), min_chromosomes=30)
+    assert other.identity != settings.identity  # resume keeps rows of the same settings only
+    found = detect_read(np.full((200, 200), 0.9, np.float32), None, config=settings)
+    assert found.chromosome_count == 0

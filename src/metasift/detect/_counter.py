@@ -1,0 +1,59 @@
+"""The detector as the pipeline's counter: settings that identify a run, one model per process."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import __version__
+from ..criteria import MIN_CHROMOSOMES
+from ..objects import Findings
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """What the pipeline counts with when the detector counts (small and picklable, sent to
+    every worker, as ``CountConfig`` is for the training-free counter)."""
+
+    model: str = ""  # a detector model folder; "" or "default": the bundled one
+    min_chromosomes: int = MIN_CHROMOSOMES  # fewer: too_few (criterion (c))
+    threads: int = 1  # ONNX Runtime threads per worker process (the workers use the cores)
+
+    def __post_init__(self):
+        if self.min_chromosomes < 0:
+            raise ValueError(f"min_chromosomes must be 0 or more, not {self.min_chromosomes}")
+
+    @property
+    def folder(self) -> Path:
+        from ._infer import default_detector_dir
+
+        return default_detector_dir() if self.model in ("", "default") else Path(self.model)
+
+    @property
+    def identity(self) -> str:
+        """What made a row (resume reuses a row only when this is the same): the version, the
+        model's name and the hash of its network, and any setting changed."""
+        onnx = self.folder / "model.onnx"
+        digest = hashlib.sha256(onnx.read_bytes()).hexdigest()[:8] if onnx.is_file() else "none"
+        name = "default" if self.model in ("", "default") else self.folder.name
+        changed = (
+            f", min_chromosomes {self.min_chromosomes}"
+            if self.min_chromosomes != MIN_CHROMOSOMES
+            else ""
+        )
+        return f"metasift {__version__} detector {name}@{digest}{changed}"
+
+
+_LOADED: dict = {}
+
+
+def detect_read(image, info, *, config: DetectorSettings) -> Findings:
+    """The findings of a picture as metasift.io read it, by the detector of ``config`` (loaded
+    once per process)."""
+    from ._infer import Detector
+
+    key = (str(config.folder), config.threads)
+    if key not in _LOADED:
+        _LOADED[key] = Detector(config.folder, threads=config.threads)
+    return _LOADED[key].detect(image, min_chromosomes=config.min_chromosomes).findings
