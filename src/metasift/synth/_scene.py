@@ -115,17 +115,17 @@ class _Scene:
         ones; solid Giemsa (faint bands); dense DAPI spreads whose chromosomes touch."""
         rng, side = self.rng, min(self.shape)
         dapi = self.cfg.stain == "dapi"
-        zoom = (0.041, 0.075) if dapi else (0.04, 0.08)
+        zoom = (0.037, 0.068) if dapi else (0.04, 0.08)
         scale = rng.uniform(0.75, 1.3) if self.cfg.randomise else 1.0
         # 1: colcemid-arrested; 0: prometaphase
         self.condensed = float(rng.beta(2.5, 1.2))
         self.chr1 = side * rng.uniform(*zoom) * scale * (1.15 - 0.25 * self.condensed)
-        thick = 0.34 if dapi else 0.17  # a fluorescent chromosome looks thicker than it is
+        thick = 0.42 if dapi else 0.17  # a fluorescent chromosome looks thicker than it is
         self.width_px = max(3.0, self.chr1 * (thick + 0.13 * self.condensed))
         self.od_peak = rng.uniform(0.6, 1.0) if dapi else rng.uniform(1.1, 2.0)
         if self.cfg.randomise and not dapi:  # paler stains (giemsa-dev: 0.25 contrast)
             self.od_peak *= rng.uniform(0.4, 1.0)
-        self.band_contrast = rng.uniform(0.0, 0.25 if dapi else 0.12)
+        self.band_contrast = rng.uniform(0.0, 0.1 if dapi else 0.12)  # DAPI: faint Q-bands
         if dapi:  # a fluorescence frame seldom resolves the chromatids: smooth rods (mfish-dev)
             self.sister_gap, self.splay = rng.uniform(0.0, 0.2), 0.0
         else:
