@@ -100,3 +100,18 @@ def test_the_detector_counts_for_the_pipeline(tiny_detector):
     assert other.identity != settings.identity  # resume keeps rows of the same settings only
     found = detect_read(np.full((200, 200), 0.9, np.float32), None, config=settings)
     assert found.chromosome_count == 0
+
+
+def test_metasift_count_with_the_detector(tiny_detector, tmp_path):
+    from pathlib import Path
+
+    from metasift.cli import main
+
+    picture = Path(__file__).parent / "data" / "mfish" / "V1301XY.png"
+    out = tmp_path / "counts.csv"
+    argv = ["count", str(picture), "--out", str(out), "--workers", "1"]
+    assert main([*argv, "--counter", "detector", "--detector", str(tiny_detector)]) == 0
+    with open(out, newline="") as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert " detector model@" in row["counter"] and not row["error"]
+    assert int(row["chromosome_count"]) >= 0

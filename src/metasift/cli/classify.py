@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from ._common import HelpFormatter, add_scheduler, list_inputs_or_fail, progress
+from .count import DEFAULT_COUNTER, add_counter, count_settings
 
 
 def add_parsers(sub) -> None:
@@ -62,6 +63,7 @@ def add_parsers(sub) -> None:
     p.add_argument(
         "--min-chromosomes", type=int, default=40, help="the count's too_few: fewer than this"
     )
+    add_counter(p)
     p.add_argument(
         "--no-count",
         action="store_true",
@@ -95,6 +97,8 @@ def _classify(args) -> int:
         threshold=args.threshold,
         count=not args.no_count,
         min_chromosomes=args.min_chromosomes,
+        counter=args.counter,
+        detector=args.detector,
         batch_size=args.batch_size,
         workers=args.workers,
         threads=args.threads,
@@ -118,6 +122,8 @@ def classify_job(
     threshold: float | None = None,
     count: bool = True,
     min_chromosomes: int = 40,
+    counter: str = DEFAULT_COUNTER,
+    detector: str = "default",
     batch_size: int = 16,
     workers: int = 0,
     threads: int = 0,
@@ -127,7 +133,6 @@ def classify_job(
     classify`` (0: all classified, 1: some could not be read)."""
     from ..classify import Classifier
     from ..classify import sort_into as sort_copy
-    from ..count import CountConfig
     from ..pipeline import Ledger, columns, heatmap_name, run, still_valid
 
     out = Path(out)
@@ -141,7 +146,7 @@ def classify_job(
     files = list_inputs_or_fail(inputs, "classify")
     steps = ("classify", "count") if count else ("classify",)
     with Ledger(out, columns(steps, clf.classes), resume=resume, overwrite=overwrite) as ledger:
-        config = CountConfig(min_chromosomes=min_chromosomes) if count else None
+        config = count_settings(counter, detector, min_chromosomes) if count else None
         # rows are reused only from the same model (and counter, when counting)
         made_by = {"model": clf.name, **({"counter": config.identity} if count else {})}
         known = still_valid(ledger.previous_rows(), made_by) if resume else {}

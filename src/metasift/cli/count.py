@@ -8,6 +8,36 @@ from pathlib import Path
 
 from ._common import HelpFormatter, add_scheduler, list_inputs_or_fail, progress
 
+COUNTERS = ("classic", "detector")
+DEFAULT_COUNTER = "classic"  # what benchmarks/detect_accuracy.py measures best on real pictures
+
+
+def add_counter(p) -> None:
+    """--counter and --detector, for every command that counts."""
+    p.add_argument(
+        "--counter",
+        choices=COUNTERS,
+        default=DEFAULT_COUNTER,
+        help="classic: image analysis, no model; detector: the learned chromosome detector",
+    )
+    p.add_argument(
+        "--detector",
+        default="default",
+        metavar="MODEL",
+        help="with --counter detector: a detector model folder ('default': the bundled one)",
+    )
+
+
+def count_settings(counter: str, detector: str, min_chromosomes: int):
+    """The counting step's settings: a CountConfig, or the detector's settings."""
+    if counter == "detector":
+        from ..detect import DetectorSettings
+
+        return DetectorSettings(model=str(detector), min_chromosomes=min_chromosomes)
+    from ..count import CountConfig
+
+    return CountConfig(min_chromosomes=min_chromosomes)
+
 
 def add_parsers(sub) -> None:
     p = sub.add_parser(
@@ -27,6 +57,7 @@ def add_parsers(sub) -> None:
         help="write each picture with the chromosomes found outlined and numbered",
     )
     p.add_argument("--min-chromosomes", type=int, default=40, help="fewer: too_few")
+    add_counter(p)
     p.add_argument(
         "--resume",
         action="store_true",
@@ -44,6 +75,8 @@ def _count(args) -> int:
         args.out,
         overlay=args.overlay,
         min_chromosomes=args.min_chromosomes,
+        counter=args.counter,
+        detector=args.detector,
         resume=args.resume,
         overwrite=args.overwrite,
         workers=args.workers,
@@ -57,6 +90,8 @@ def count_job(
     *,
     overlay: Path | None = None,
     min_chromosomes: int = 40,
+    counter: str = DEFAULT_COUNTER,
+    detector: str = "default",
     resume: bool = False,
     overwrite: bool = False,
     workers: int = 0,
@@ -64,12 +99,11 @@ def count_job(
 ) -> int:
     """Count the chromosomes of ``inputs`` into the results file ``out``; the exit code of
     ``metasift count`` (0: all counted, 1: some could not be read or counted)."""
-    from ..count import CountConfig
     from ..criteria import REASONS
     from ..pipeline import Ledger, columns, run, still_valid
 
     files = list_inputs_or_fail(inputs, "count")
-    config = CountConfig(min_chromosomes=min_chromosomes)
+    config = count_settings(counter, detector, min_chromosomes)
     with Ledger(out, columns(("count",)), resume=resume, overwrite=overwrite) as ledger:
         # rows are reused only from the same counter and settings, for unchanged pictures
         known = still_valid(ledger.previous_rows(), config.identity, by="counter") if resume else {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from .. import __version__
 from ..criteria import MIN_CHROMOSOMES
@@ -16,6 +17,7 @@ class DetectorSettings:
     """What the pipeline counts with when the detector counts (small and picklable, sent to
     every worker, as ``CountConfig`` is for the training-free counter)."""
 
+    counter: ClassVar[str] = "detector"  # what the pipeline counts with (CountConfig: classic)
     model: str = ""  # a detector model folder; "" or "default": the bundled one
     min_chromosomes: int = MIN_CHROMOSOMES  # fewer: too_few (criterion (c))
     threads: int = 1  # ONNX Runtime threads per worker process (the workers use the cores)

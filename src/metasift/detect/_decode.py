@@ -36,11 +36,14 @@ class DecodeConfig:
     nucleus_area: float = 10.0  # nuclei are at least this large (a chromosome: about 6)
     debris_area: float = 0.5  # a smaller debris piece is noise
     unsure: float = 0.1  # peaks from here to `peak` add to the count's uncertainty only
+    window: int = 3  # a peak is the highest point of the window x window square around it
 
     def __post_init__(self):
         for f in fields(self):
             if not getattr(self, f.name) >= 0:
                 raise ValueError(f"{f.name} must be 0 or more, not {getattr(self, f.name)}")
+        if self.window < 1 or self.window % 2 == 0:
+            raise ValueError(f"window must be an odd number of pixels, not {self.window}")
         if not 0 < self.peak < 1 or self.unsure > self.peak:
             raise ValueError(f"need 0 <= unsure <= peak < 1, not {self.unsure}, {self.peak}")
 
@@ -79,7 +82,7 @@ def decode(probs: np.ndarray, config: DecodeConfig | None = None) -> Decoded:
     heat = probs[CENTRE]
     fg = probs[FOREGROUND] > cfg.foreground
     inner = fg & (probs[BOUNDARY] < cfg.boundary)
-    candidates = local_peaks(heat, cfg.unsure)
+    candidates = local_peaks(heat, cfg.unsure, cfg.window)
     sure = candidates[candidates[:, 2] >= cfg.peak]
     unsure = candidates[candidates[:, 2] < cfg.peak, 2]
     markers = np.zeros(heat.shape, np.int32)

@@ -21,7 +21,7 @@ class Plan:
     steps: tuple[str, ...]  # ("classify",), ("count",) or both
     size: int = 0  # the classifier's input size
     crop: bool = False  # the classifier looks at the square around the chromosomes
-    count_config: object = None  # a CountConfig when counting
+    count_config: object = None  # a CountConfig, or a detect.DetectorSettings, when counting
     overlay_dir: str | None = None  # draw the count's findings here
 
 
@@ -71,7 +71,12 @@ def prepare(path: Path, plan: Plan) -> tuple[Result, np.ndarray | None]:
         array = view(image, plan.size, plan.crop) if full else image
     if counting:
         try:  # looked up on the module, so a fault injected there is met here too
-            result.findings = count.count_read(image, info, config=plan.count_config)
+            if getattr(plan.count_config, "counter", "classic") == "detector":
+                from ..detect import detect_read
+
+                result.findings = detect_read(image, info, config=plan.count_config)
+            else:
+                result.findings = count.count_read(image, info, config=plan.count_config)
         except Exception as err:  # a picture the counter cannot handle must not end the batch
             failed = f"counting failed ({type(err).__name__}: {err})"
             if "classify" in plan.steps:  # the classification stands; the row says why

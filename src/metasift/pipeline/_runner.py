@@ -31,7 +31,8 @@ def run(
     of pictures are in memory however many there are.
 
     ``steps``: ``classify`` (with ``classifier``, a `metasift.classify.Classifier`; default:
-    the bundled model) and/or ``count`` (with ``count_config``, a `CountConfig`). ``known``
+    the bundled model) and/or ``count`` (with ``count_config``: a `CountConfig` for the
+    training-free counter, or a `metasift.detect.DetectorSettings` for the detector). ``known``
     maps a path to an earlier row that is still valid (resume): it is given back as it is.
     ``workers``: processes or threads (0: all cores). ``scheduler``: the address of a Dask
     scheduler (``tcp://host:8786``) to run on instead of this machine.

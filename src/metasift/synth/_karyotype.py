@@ -33,9 +33,10 @@ BANDS = {
 CELL = [str(i) for i in range(1, 23) for _ in (0, 1)]  # the 44 autosomes of a diploid cell
 
 
-def centerline(rng, center, length: float, chr1: float, closed=False) -> np.ndarray:
+def centerline(rng, center, length: float, chr1: float, closed=False, bend=0.9) -> np.ndarray:
     """A centre line of ``length`` pixels around ``center``: bent and wobbling, or a closed
-    loop (a ring). ``chr1`` (chromosome 1's length) sets how much a chromosome may bend."""
+    loop (a ring). ``chr1`` (chromosome 1's length) sets how much a chromosome may bend;
+    ``bend``, the sd of the bend in radians of a chromosome that long."""
     n_seg = int(np.clip(length / 5, 3, 14))
     angle = rng.uniform(0, 2 * np.pi)
     if closed:
@@ -43,7 +44,7 @@ def centerline(rng, center, length: float, chr1: float, closed=False) -> np.ndar
         rad = length / (2 * np.pi)
         pts = np.stack([rad * np.sin(t) * rng.uniform(0.8, 1), rad * np.cos(t)], 1)
     else:
-        bend = rng.normal(0, 0.9) * min(1.0, length / (chr1 * 0.5))
+        bend = rng.normal(0, bend) * min(1.0, length / (chr1 * 0.5))
         wobble = rng.normal(0, 0.12, n_seg + 1).cumsum() * 0.5
         headings = angle + np.linspace(-bend / 2, bend / 2, n_seg + 1)[:-1] + wobble[:-1]
         steps = np.stack([np.sin(headings), np.cos(headings)], 1) * (length / n_seg)
@@ -77,14 +78,27 @@ def ring_cuts(rng, name: str, length1: float):
 
 
 def density(
-    rr, cc, line, centromeres, name, *, width, sister_gap, band_contrast, ring, closed, splay=0.0
+    rr,
+    cc,
+    line,
+    centromeres,
+    name,
+    *,
+    width,
+    sister_gap,
+    band_contrast,
+    ring,
+    closed,
+    splay=0.0,
+    constriction=0.3,
 ):
     """A chromosome's density in [0, 1] over the pixel grid ``rr, cc``; and its length.
 
     Two chromatids, ``sister_gap`` (0-1; up to 2 in colcemid-arrested cells) apart, pinched at
     each centromere (positions along the line), and the type's band pattern at
     ``band_contrast``. ``splay`` > 0 opens the chromatids towards the arm ends (the X shape of
-    a colcemid-arrested chromosome held only at its centromere).
+    a colcemid-arrested chromosome held only at its centromere). ``constriction``: how much
+    thinner a chromatid is at the centromere.
     """
     half = width / 2
     s, across, beyond = project(rr, cc, line.astype(np.float32), closed)
@@ -94,7 +108,7 @@ def density(
         pinch += np.exp(-(((s - cen) / (0.45 * width)) ** 2))
     pinch = np.minimum(pinch, 1.0)
     offset = half * (0.35 + 0.2 * sister_gap) * (1 - 0.75 * pinch)
-    radius = half * (0.62 - 0.1 * sister_gap) * (1 - 0.3 * pinch)
+    radius = half * (0.62 - 0.1 * sister_gap) * (1 - constriction * pinch)
     if ring:
         offset, radius = offset * 0.3, radius * 0.8
     if splay > 0 and centromeres:

@@ -71,28 +71,37 @@ def render_dca(od: np.ndarray, stain: str, rng, *, randomise: bool) -> np.ndarra
     refracted towards the objective (brighter than the background)."""
     shape = (h, w) = od.shape
     wide = randomise
-    od = od + coarse_noise(shape, 200, rng) * np.float32(rng.uniform(0.0, 0.05 if wide else 0.02))
+    od = od + coarse_noise(shape, 200, rng) * np.float32(rng.uniform(0.0, 0.03 if wide else 0.02))
     light = illumination(
-        shape, rng, fall=(0.01, 0.35 if wide else 0.05), tilt=0.1 if wide else 0.02
+        shape, rng, fall=(0.01, 0.2 if wide else 0.05), tilt=0.06 if wide else 0.02
     )
     blur = rng.uniform(0.5, 2.4 if wide else 1.3) * min(h, w) / 1024
     gamma = rng.uniform(0.75, 1.35) if wide else 1.0
     if stain == "dapi":
-        blur *= rng.uniform(1.2, 1.8)  # thick fluorescent chromosomes, never quite in focus
-        dye = ndi.gaussian_filter(od * np.float32(rng.uniform(0.45, 0.8)), blur)
+        blur *= rng.uniform(0.8, 1.2)  # mfish-dev: as sharp as bright-field frames
+        bright = rng.uniform(0.35, 0.9) if wide else rng.uniform(0.35, 0.6)
+        dye = ndi.gaussian_filter(od * np.float32(bright), blur, truncate=3.0)
         # the glow of a fluorescent dye reaches across the gaps of a dense spread
-        glow = wide_blur(dye, blur * rng.uniform(3, 6)) * np.float32(rng.uniform(0.1, 0.35))
-        back = rng.uniform(0.01, 0.12 if wide else 0.06)
+        # (out-of-focus light: mfish-dev's objects are ringed by a halo that falls to half
+        # 8 pixels of 645 out, 1.2% of the frame)
+        near, far = min(h, w) * rng.uniform(0.006, 0.015), min(h, w) * rng.uniform(0.025, 0.05)
+        glow = wide_blur(dye, near) * np.float32(rng.uniform(0.2, 0.5))
+        glow += wide_blur(dye, far) * np.float32(rng.uniform(0.5, 1.2))
+        back = rng.uniform(0.003, 0.05 if wide else 0.045)
         # out-of-focus fluorescence and autofluorescence: a background that varies slowly
-        haze = np.abs(coarse_noise(shape, rng.uniform(60, 250), rng)) * np.float32(
-            back * rng.uniform(0.1, 0.6)
-        )
+        haze = np.exp(coarse_noise(shape, rng.uniform(120, 400), rng) * np.float32(0.5))
+        haze *= np.float32(back * rng.uniform(0.1, 1.0))  # mfish-dev: background sd 0.04
         image = (np.float32(back) + haze + dye + glow) * light
-        shot = np.float32(rng.uniform(0.003, 0.014 if wide else 0.008)) + 0.008 * np.sqrt(
-            np.clip(image, 0, None)
-        )
+        # mfish-dev's canonical noise: 0.0044 (0-0.011); issue 20's DCA DAPI: 0.0059 +- 0.001
+        low, high = (0.0005, 0.008) if wide else (0.002, 0.007)
+        shot = np.float32(rng.uniform(low, high)) + 0.004 * np.sqrt(np.clip(image, 0, None))
         image += normal(rng, shape) * shot
         return _finish(image, gamma)
+    # the slide's own texture: Giemsa precipitate and an uneven mounting film, a few pixels
+    # across (giemsa-dev: twice the background texture of a flat field with camera noise)
+    od += mottle(shape, rng.uniform(1.0, 3.0), rng) * np.float32(
+        rng.uniform(0.0, 0.03 if wide else 0.01)
+    )
     target = rng.uniform(0.35, 0.95) if wide else rng.uniform(0.855, 0.905)
     level = target / float(np.median(light[::8, ::8]))
     if stain == "giemsa":
@@ -101,7 +110,9 @@ def render_dca(od: np.ndarray, stain: str, rng, *, randomise: bool) -> np.ndarra
         spread = 0.25 if wide else 0.1
         absorb = np.array([0.75, 1.0, 0.35]) * rng.uniform(1 - spread, 1 + spread, 3)
         tint = np.array([0.95, 0.92, 1.0]) * rng.uniform(0.97, 1.03, 3)
-    noise_sd = np.float32(rng.uniform(0.005, 0.025 if wide else 0.012))
+    # shot noise grows as the square root of the light (a dim exposure: less, in stored units)
+    low, high = (0.003, 0.012) if wide else (0.005, 0.012)
+    noise_sd = np.float32(rng.uniform(low, high) * np.sqrt(target / 0.88))
     channels = []
     for a, t in zip(absorb, tint):
         ch = od * np.float32(-a)
@@ -119,6 +130,14 @@ def normal(rng, shape) -> np.ndarray:
     fresh table of 65,536 normal values per call, picked by random 16-bit indices."""
     table = rng.standard_normal(1 << 16, np.float32)
     return table[rng.integers(0, 1 << 16, size=shape, dtype=np.uint16)]
+
+
+def mottle(shape, sigma: float, rng) -> np.ndarray:
+    """Unit-sd noise smoothed over ``sigma`` pixels (1-4), made at half resolution."""
+    h, w = shape
+    small = ndi.gaussian_filter(normal(rng, (-(-h // 2), -(-w // 2))), sigma / 2, truncate=3.0)
+    small *= np.float32(1 / (small.std() + 1e-6))
+    return _upsample(_upsample(small, 2, h).T, 2, w).T
 
 
 def coarse_noise(shape, scale, rng, step=4) -> np.ndarray:

@@ -80,11 +80,17 @@ class _Scene:
         if self.cfg.style == "legacy":
             return render(od, self.cfg.stain, rng), self._annotation()
         image = render_dca(od, self.cfg.stain, rng, randomise=self.cfg.randomise)
-        if self.cfg.stain != "dapi" and rng.random() < 0.5:
+        # a frame label on half of the DCA labs' pictures, on none of giemsa-dev's
+        if self.cfg.stain != "dapi" and rng.random() < (0.3 if self.cfg.randomise else 0.5):
             burn_label(image, rng, self._cover(4) == 0)
-        if rng.random() < (0.6 if self.cfg.randomise else 0.4):
+        # a JPEG history: common in bright-field DCA captures, rarer in fluorescence ones
+        # (mfish-dev: none), where the software keeps the camera's 8 or 16 bits
+        chance = (0.6 if self.cfg.randomise else 0.4) * (0.5 if self.cfg.stain == "dapi" else 1)
+        if rng.random() < chance:
             low = 50 if self.cfg.randomise else 75
-            image = jpeg_history(image, int(rng.integers(low, 96)))
+            if self.cfg.stain == "dapi":  # saved at high quality when at all
+                low = 80 if self.cfg.randomise else 90
+            image = jpeg_history(image, int(rng.integers(low, 97)))
         return image, self._annotation()
 
     def _legacy_look(self):
@@ -100,6 +106,7 @@ class _Scene:
         self.band_contrast = rng.uniform(0.05, 0.3)
         self.sister_gap = rng.uniform(0.0, 1.0)  # how visibly the two chromatids separate
         self.splay = 0.0
+        self.bend, self.constriction = 0.9, 0.3
         self.planner = SpreadPlanner(rng, self.label, self.shape, self.chr1)
 
     def _dca_look(self):
@@ -108,24 +115,30 @@ class _Scene:
         ones; solid Giemsa (faint bands); dense DAPI spreads whose chromosomes touch."""
         rng, side = self.rng, min(self.shape)
         dapi = self.cfg.stain == "dapi"
-        zoom = (0.065, 0.11) if dapi else (0.04, 0.08)
+        zoom = (0.037, 0.068) if dapi else (0.04, 0.08)
         scale = rng.uniform(0.75, 1.3) if self.cfg.randomise else 1.0
-        self.condensed = float(rng.beta(2.5, 1.2))  # 1: colcemid-arrested; 0: prometaphase
+        # 1: colcemid-arrested; 0: prometaphase
+        self.condensed = float(rng.beta(2.5, 1.2))
         self.chr1 = side * rng.uniform(*zoom) * scale * (1.15 - 0.25 * self.condensed)
-        thick = 0.22 if dapi else 0.17  # a fluorescent chromosome looks thicker than it is
+        thick = 0.42 if dapi else 0.17  # a fluorescent chromosome looks thicker than it is
         self.width_px = max(3.0, self.chr1 * (thick + 0.13 * self.condensed))
         self.od_peak = rng.uniform(0.6, 1.0) if dapi else rng.uniform(1.1, 2.0)
-        if self.cfg.randomise:  # paler stains and thinner spreads (giemsa-dev: 0.25 contrast)
+        if self.cfg.randomise and not dapi:  # paler stains (giemsa-dev: 0.25 contrast)
             self.od_peak *= rng.uniform(0.4, 1.0)
-        self.band_contrast = rng.uniform(0.0, 0.25 if dapi else 0.12)
-        if dapi:  # a fluorescence karyotyping frame seldom resolves the chromatids
-            self.sister_gap, self.splay = rng.uniform(0.0, 0.5), 0.0
+        self.band_contrast = rng.uniform(0.0, 0.1 if dapi else 0.12)  # DAPI: faint Q-bands
+        if dapi:  # a fluorescence frame seldom resolves the chromatids: smooth rods (mfish-dev)
+            self.sister_gap, self.splay = rng.uniform(0.0, 0.2), 0.0
         else:
-            self.sister_gap = rng.uniform(0.2, 0.6) + self.condensed * rng.uniform(0.3, 1.0)
-            self.splay = self.condensed * rng.uniform(0.2, 0.9)
+            self.sister_gap = rng.uniform(0.1, 0.5) + self.condensed * rng.uniform(0.2, 0.8)
+            self.splay = self.condensed * rng.uniform(0.1, 0.6)
+        # mfish-dev's chromosomes lie mostly straight, a centromere hardly narrower (solidity
+        # 0.93 and eccentricity 0.81 of their objects)
+        self.bend, self.constriction = (0.45, 0.1) if dapi else (0.6, 0.3)
         self.planner = SpreadPlanner(rng, self.label, self.shape, self.chr1)
-        self.planner.spacing = (1.0, 1.7) if dapi else (1.1, 2.1)
-        self.planner.min_gap = 0.3 if dapi else 0.4
+        self.planner.spacing = (1.3, 2.3) if dapi else (1.1, 2.1)  # mfish-dev: 17% wide
+        if self.cfg.randomise:  # spreads from tight to loose (giemsa-dev: 43 objects of 46)
+            self.planner.spacing = (self.planner.spacing[0], self.planner.spacing[1] + 0.5)
+        self.planner.min_gap = 0.45 if dapi else 0.4
         self.planner.inside = 0.85  # a few chromosomes of a spread cut by the frame edge
 
     # ---- chromosomes ----------------------------------------------------------------------
@@ -172,13 +185,13 @@ class _Scene:
         rel, ci = TYPE[name]
         length = length1 * rel / LONGEST * self.rng.uniform(0.9, 1.1)
         length = max(length, self.width_px * 1.2)
-        line = centerline(self.rng, center, length, self.chr1)
+        line = centerline(self.rng, center, length, self.chr1, bend=self.bend)
         self._draw(line, [ci * length], name, spread_id, kind="chromosome")
 
     def _dicentric(self, spread_id, name_a, name_b, center, length1):
         """Two chromosomes joined at their broken long arms; plus the acentric fragment."""
         length, cens, rest = dicentric_cuts(self.rng, name_a, name_b, length1)
-        line = centerline(self.rng, center, length, self.chr1)
+        line = centerline(self.rng, center, length, self.chr1, bend=self.bend)
         self._draw(line, cens, f"dic({name_a};{name_b})", spread_id, kind="dicentric")
         self._fragment(spread_id, center, rest)
 
@@ -195,7 +208,9 @@ class _Scene:
         center = np.asarray(near) + offset * np.array([np.sin(angle), np.cos(angle)])
         h, w = self.shape
         center = np.clip(center, [4, 4], [h - 5, w - 5])
-        line = centerline(self.rng, center, max(length * 0.6, self.width_px * 0.8), self.chr1)
+        line = centerline(
+            self.rng, center, max(length * 0.6, self.width_px * 0.8), self.chr1, bend=self.bend
+        )
         self._draw(line, [], "ace", spread_id, kind="fragment")
 
     def _draw(self, line, centromeres, name, spread_id, *, kind, closed=False):
@@ -221,6 +236,7 @@ class _Scene:
             ring=kind == "ring",
             closed=closed,
             splay=self.splay,
+            constriction=self.constriction,
         )
         od = (self.od_peak * dens).astype(np.float32)
         self.od_chrom[r0:r1, c0:c1] += od
@@ -254,7 +270,8 @@ class _Scene:
     # ---- other objects ---------------------------------------------------------------------
     def _draw_halo(self):
         """A faint cytoplasm remnant around some spreads."""
-        if self.cfg.stain == "dapi" or self.rng.random() > 0.5:
+        # a legacy DAPI picture has none; in a dca one it is the cytoplasm's autofluorescence
+        if (self.cfg.stain == "dapi" and self.cfg.style == "legacy") or self.rng.random() > 0.5:
             return
         h, w = self.shape
         for spread in self.spreads:
@@ -288,7 +305,11 @@ class _Scene:
     def _add_nuclei(self):
         """Interphase nuclei: never over chromosomes here (that is the debris class's job)."""
         rng = self.rng
-        if self.cfg.style == "dca":  # issue 20: 2.6 +- 2.8 per real Giemsa picture
+        if self.cfg.style == "dca" and self.cfg.stain == "dapi":  # issue 20: 1.1 +- 1.9
+            n = int(rng.choice(7, p=[0.5, 0.25, 0.1, 0.06, 0.05, 0.02, 0.02]))
+        elif self.cfg.style == "dca" and self.cfg.randomise:  # giemsa-dev: 6.3 (2-8)
+            n = int(rng.integers(0, 10))
+        elif self.cfg.style == "dca":  # issue 20: 2.6 +- 2.8 per real Giemsa picture
             n = int(rng.choice(9, p=[0.2, 0.2, 0.17, 0.13, 0.1, 0.08, 0.06, 0.04, 0.02]))
         else:
             n = int(
@@ -353,7 +374,11 @@ class _Scene:
         if self.cfg.style == "dca":
             if nucleus.look == "soft":
                 nucleus.look = "sharp"
-            low, high = (0.9, 1.3) if nucleus.look == "pyknotic" else (0.4, 0.8)
+            low, high = (0.9, 1.3) if nucleus.look == "pyknotic" else (0.5, 0.9)
+            nucleus.blotchy = self.rng.uniform(0.2, 0.45)  # giemsa-dev: 0.14 sd inside
+            if self.cfg.stain == "dapi":  # an interphase nucleus holds more dye than a
+                low, high = low * 1.6, high * 1.6  # chromosome's width (mfish-dev: 1.45x)
+                nucleus.blotchy = self.rng.uniform(0.3, 0.6)  # mfish-dev: 0.17 sd inside
         else:
             low, high = 0.35, 0.65
         od = nucleus.od(self.od_peak * self.rng.uniform(low, high), self.shape)
@@ -374,7 +399,7 @@ class _Scene:
         rng = self.rng
         cover = self._cover(2)
         dim = self.cfg.style == "dca" and self.cfg.stain == "dapi"  # dust hardly fluoresces
-        for _ in range(int(rng.integers(0, 20) if dim else rng.integers(5, 120))):
+        for _ in range(int(rng.integers(0, 4) if dim else rng.integers(5, 120))):
             size = rng.uniform(0.6, 2.2)
             blob = self._free_spot(lambda c, s=size: Blob(c, s, rng, parts=1), cover, tries=3)
             if blob is not None:
@@ -396,7 +421,8 @@ class _Scene:
         compact pyknotic nuclei, clusters of small round bodies, refractile dots and rings."""
         rng = self.rng
         cover = self._cover(2)
-        for _ in range(int(rng.choice(3, p=[0.7, 0.2, 0.1]))):
+        dapi = self.cfg.stain == "dapi"  # mfish-dev's fluorescence frames show few of these
+        for _ in range(int(rng.choice(3, p=[0.88, 0.1, 0.02] if dapi else [0.7, 0.2, 0.1]))):
             radius = self._nucleus_radius() * rng.uniform(0.25, 0.5)
 
             def make(center, radius=radius):
@@ -407,13 +433,13 @@ class _Scene:
             nucleus = self._free_spot(make, cover, tries=10)
             if nucleus is not None:
                 self._paint_nucleus(nucleus)
-        for _ in range(int(rng.poisson(0.7))):
+        for _ in range(int(rng.poisson(0.15 if dapi else 0.7))):
             size = self.width_px * rng.uniform(0.3, 0.7)
             parts = int(rng.integers(4, 15))
             bodies = self._free_spot(lambda c, s=size, k=parts: Bodies(c, s, rng, k), cover, 10)
             if bodies is not None:
                 self._paint_blob(bodies, "bodies", rng.uniform(0.6, 1.1) * self.od_peak)
-        if self.cfg.stain == "dapi":
+        if dapi:
             return  # refractile glass does not fluoresce
         side = min(self.shape) / 1024
         for _ in range(int(rng.integers(0, 14))):

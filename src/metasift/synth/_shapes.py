@@ -67,6 +67,7 @@ class Nucleus(Shape):
     """A round, textured interphase nucleus with a slightly irregular, granular rim."""
 
     look = "soft"  # soft (legacy), sharp (granular, crisp edge) or pyknotic (dark, compact)
+    blotchy = 0.25  # a sharp nucleus's chromatin blotches (fluorescence shows them more)
 
     def __init__(self, center, radius, rng):
         self.center, self.radius, self.rng = np.asarray(center, float), float(radius), rng
@@ -111,7 +112,7 @@ class Nucleus(Shape):
         grain = (grain - grain.mean()) / (grain.std() + 1e-6)
         body = np.sqrt(np.clip(1 - rho**2, 0, 1)) * 0.25 + 0.75
         edge = expit((1 - rho) / 0.012)
-        texture = np.clip(1 + 0.25 * blotch + rng.uniform(0.15, 0.35) * grain, 0.2, None)
+        texture = np.clip(1 + self.blotchy * blotch + rng.uniform(0.15, 0.35) * grain, 0.2, None)
         return (peak * body * edge * texture).astype(np.float32)
 
 

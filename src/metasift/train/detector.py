@@ -14,6 +14,7 @@ model.onnx.
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 import sys
 import time
@@ -414,6 +415,7 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
 
 PEAKS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.5)  # centre-peak heights tried on validation
 ORPHANS = (1.0, 2.0, 4.0, 1000.0)  # orphan areas tried (1000: orphans never count)
+WINDOWS = (3, 5)  # peak windows tried (5: two peaks on one chromosome's arms count once)
 
 
 def tune_decoding(folder: str | os.PathLike, pictures: list[dict], *, log=print) -> dict:
@@ -429,16 +431,20 @@ def tune_decoding(folder: str | os.PathLike, pictures: list[dict], *, log=print)
     probs = [model.probabilities(p["image"].astype(np.float32)) for p in pictures]
     truth = np.array([p["count"] for p in pictures])
     best, best_mae = DecodeConfig(), float("inf")
-    for peak in PEAKS:
-        for orphan in ORPHANS:
-            config = replace(DecodeConfig(), peak=peak, unsure=min(0.1, peak), orphan_area=orphan)
-            found = np.array([int(decode(p, config).instances.max()) for p in probs])
-            mae = float(np.abs(found - truth).mean())
-            if mae < best_mae - 1e-9:
-                best, best_mae = config, mae
+    for peak, orphan, window in itertools.product(PEAKS, ORPHANS, WINDOWS):
+        config = replace(
+            DecodeConfig(), peak=peak, unsure=min(0.1, peak), orphan_area=orphan, window=window
+        )
+        found = np.array([int(decode(p, config).instances.max()) for p in probs])
+        mae = float(np.abs(found - truth).mean())
+        if mae < best_mae - 1e-9:
+            best, best_mae = config, mae
     meta = read_config(folder, task="detect")
     meta["decode"] = asdict(best)
     meta.setdefault("validation", {})["count_mae_tuned"] = round(best_mae, 3)
     write_json(Path(folder) / "config.json", meta)
-    log(f"decoding: peak {best.peak}, orphan area {best.orphan_area}: count MAE {best_mae:.2f}")
+    log(
+        f"decoding: peak {best.peak}, orphan area {best.orphan_area}, window {best.window}: "
+        f"count MAE {best_mae:.2f} on {len(pictures)} validation pictures"
+    )
     return asdict(best)
