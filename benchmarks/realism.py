@@ -21,11 +21,15 @@ format metasift reads: TIFF, PNG, JPEG, BMP; searched recursively). It prints:
 
     python benchmarks/realism.py [--giemsa DIR ...] [--dapi DIR ...] [--n 40]
         [--half tune|test|all] [--set FIELD=VALUE ...] [--format png|tif|jpg] [--count]
+        [--match-size]
 
 DIR defaults to ../shared/data/giemsa-dev and ../shared/data/mfish-dev when they exist (the real
 sets are not shipped with metasift). ``--half`` takes every other slide (or picture, without
 slides) of each real folder: tune on ``tune``, report on ``test``. ``--set`` passes SynthConfig
-fields (``--set style=legacy``).
+fields (``--set style=legacy``). ``--match-size`` draws each stain's synthetic pictures at the
+median size of its first real folder's pictures (mfish-dev: 645x517) instead of 1280x1024: the
+gradient, Laplacian and noise features are per pixel, so a set at half the resolution is told
+apart by its pixel size alone (the table's sizes are fractions of the frame and do not move).
 """
 
 import argparse
@@ -309,22 +313,30 @@ def main():
     parser.add_argument("--sheet", type=Path, default=Path("bench_out/realism.png"))
     parser.add_argument("--top", type=int, default=6, help="separating features to name")
     parser.add_argument("--count", action="store_true", help="classic counter's error too")
+    parser.add_argument(
+        "--match-size", action="store_true", help="synthesise at the real pictures' size"
+    )
     args = parser.parse_args()
 
     sheet_rows, lines = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for stain in args.stains:
-            sets = {}
+            sets, real_paths = {}, []
             for folder in getattr(args, stain.split("-")[0]):
                 paths, slides = real_pictures(folder, args.half)
                 if not paths:
                     print(f"(no pictures under {folder})")
                     continue
+                real_paths = real_paths or paths
                 name = f"real {folder.name}"
                 sets[name] = ([measure_picture(p) for p in paths], slides)
                 sheet_rows.append(thumbs(paths[:4]))
+            overrides = list(args.set)
+            if args.match_size and real_paths:
+                width, height = _median_size(real_paths)
+                overrides += [f"height={height}", f"width={width}"]
             syn_paths, config = synthetic_set(
-                Path(tmp) / stain, stain, args.n, args.seed, args.set, args.format
+                Path(tmp) / stain, stain, args.n, args.seed, overrides, args.format
             )
             synthetic = [measure_picture(p) for p in syn_paths]
             sheet_rows.append(thumbs([next(p for p in syn_paths if c in p.parts) for c in CLASSES]))
@@ -337,6 +349,15 @@ def main():
     grid = np.vstack([np.hstack(row + [blank] * (4 - len(row))) for row in sheet_rows])
     Image.fromarray(grid).save(args.sheet)
     print(f"contact sheet: {args.sheet} (per stain: real folders' rows, then one synthetic row)")
+
+
+def _median_size(paths) -> tuple[int, int]:
+    """(width, height): the median of each, over the pictures' headers."""
+    sizes = []
+    for p in paths:
+        with Image.open(p) as im:
+            sizes.append(im.size)
+    return tuple(int(np.median(v)) for v in zip(*sizes))
 
 
 def count_errors(stain, args, syn_paths, syn_dir):

@@ -91,6 +91,7 @@ def density(
     closed,
     splay=0.0,
     constriction=0.3,
+    closure=0.75,
 ):
     """A chromosome's density in [0, 1] over the pixel grid ``rr, cc``; and its length.
 
@@ -98,7 +99,7 @@ def density(
     each centromere (positions along the line), and the type's band pattern at
     ``band_contrast``. ``splay`` > 0 opens the chromatids towards the arm ends (the X shape of
     a colcemid-arrested chromosome held only at its centromere). ``constriction``: how much
-    thinner a chromatid is at the centromere.
+    thinner a chromatid is at the centromere; ``closure``, how far the two close there.
     """
     half = width / 2
     s, across, beyond = project(rr, cc, line.astype(np.float32), closed)
@@ -107,7 +108,7 @@ def density(
     for cen in centromeres:
         pinch += np.exp(-(((s - cen) / (0.45 * width)) ** 2))
     pinch = np.minimum(pinch, 1.0)
-    offset = half * (0.35 + 0.2 * sister_gap) * (1 - 0.75 * pinch)
+    offset = half * (0.35 + 0.2 * sister_gap) * (1 - closure * pinch)
     radius = half * (0.62 - 0.1 * sister_gap) * (1 - constriction * pinch)
     if ring:
         offset, radius = offset * 0.3, radius * 0.8

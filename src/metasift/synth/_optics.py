@@ -73,13 +73,13 @@ def render_dca(od: np.ndarray, stain: str, rng, *, randomise: bool) -> np.ndarra
     wide = randomise
     od = od + coarse_noise(shape, 200, rng) * np.float32(rng.uniform(0.0, 0.03 if wide else 0.02))
     light = illumination(
-        shape, rng, fall=(0.01, 0.2 if wide else 0.05), tilt=0.06 if wide else 0.02
+        shape, rng, fall=(0.01, 0.1 if wide else 0.05), tilt=0.04 if wide else 0.02
     )
     blur = rng.uniform(0.5, 2.4 if wide else 1.3) * min(h, w) / 1024
     gamma = rng.uniform(0.75, 1.35) if wide else 1.0
     if stain == "dapi":
         blur *= rng.uniform(0.8, 1.2)  # mfish-dev: as sharp as bright-field frames
-        bright = rng.uniform(0.35, 0.9) if wide else rng.uniform(0.35, 0.6)
+        bright = rng.uniform(0.3, 0.7) if wide else rng.uniform(0.35, 0.6)
         dye = ndi.gaussian_filter(od * np.float32(bright), blur, truncate=3.0)
         # the glow of a fluorescent dye reaches across the gaps of a dense spread
         # (out-of-focus light: mfish-dev's objects are ringed by a halo that falls to half

@@ -106,7 +106,8 @@ class _Scene:
         self.band_contrast = rng.uniform(0.05, 0.3)
         self.sister_gap = rng.uniform(0.0, 1.0)  # how visibly the two chromatids separate
         self.splay = 0.0
-        self.bend, self.constriction = 0.9, 0.3
+        self.bend, self.constriction, self.closure = 0.9, 0.3, 0.75
+        self.heterochromatin = False
         self.planner = SpreadPlanner(rng, self.label, self.shape, self.chr1)
 
     def _dca_look(self):
@@ -115,29 +116,31 @@ class _Scene:
         ones; solid Giemsa (faint bands); dense DAPI spreads whose chromosomes touch."""
         rng, side = self.rng, min(self.shape)
         dapi = self.cfg.stain == "dapi"
-        zoom = (0.037, 0.068) if dapi else (0.04, 0.08)
+        zoom = (0.035, 0.064) if dapi else (0.04, 0.08)
         scale = rng.uniform(0.75, 1.3) if self.cfg.randomise else 1.0
         # 1: colcemid-arrested; 0: prometaphase
-        self.condensed = float(rng.beta(2.5, 1.2))
+        self.condensed = float(rng.beta(1.8 if dapi else 2.5, 1.2))
         self.chr1 = side * rng.uniform(*zoom) * scale * (1.15 - 0.25 * self.condensed)
         thick = 0.42 if dapi else 0.17  # a fluorescent chromosome looks thicker than it is
         self.width_px = max(3.0, self.chr1 * (thick + 0.13 * self.condensed))
         self.od_peak = rng.uniform(0.6, 1.0) if dapi else rng.uniform(1.1, 2.0)
         if self.cfg.randomise and not dapi:  # paler stains (giemsa-dev: 0.25 contrast)
-            self.od_peak *= rng.uniform(0.4, 1.0)
-        self.band_contrast = rng.uniform(0.0, 0.1 if dapi else 0.12)  # DAPI: faint Q-bands
+            self.od_peak *= rng.uniform(0.55, 1.0)
+        self.band_contrast = rng.uniform(0.0, 0.25 if dapi else 0.12)  # mfish-dev: DAPI bands
         if dapi:  # a fluorescence frame seldom resolves the chromatids: smooth rods (mfish-dev)
             self.sister_gap, self.splay = rng.uniform(0.0, 0.2), 0.0
         else:
-            self.sister_gap = rng.uniform(0.1, 0.5) + self.condensed * rng.uniform(0.2, 0.8)
-            self.splay = self.condensed * rng.uniform(0.1, 0.6)
+            self.sister_gap = rng.uniform(0.1, 0.4) + self.condensed * rng.uniform(0.1, 0.7)
+            self.splay = self.condensed * rng.uniform(0.05, 0.45)
         # mfish-dev's chromosomes lie mostly straight, a centromere hardly narrower (solidity
         # 0.93 and eccentricity 0.81 of their objects)
-        self.bend, self.constriction = (0.45, 0.1) if dapi else (0.6, 0.3)
+        # (a DAPI chromosome's chromatids hardly close at the centromere: no bow tie)
+        self.bend, self.constriction, self.closure = (0.45, 0.1, 0.3) if dapi else (0.6, 0.3, 0.75)
+        self.heterochromatin = dapi  # DAPI's bright blocks (1q12, 9q12, 16q11.2, Yq12)
         self.planner = SpreadPlanner(rng, self.label, self.shape, self.chr1)
-        self.planner.spacing = (1.3, 2.3) if dapi else (1.1, 2.1)  # mfish-dev: 17% wide
+        self.planner.spacing = (2.0, 3.4) if dapi else (1.1, 2.1)  # mfish-dev: 17% wide
         if self.cfg.randomise:  # spreads from tight to loose (giemsa-dev: 43 objects of 46)
-            self.planner.spacing = (self.planner.spacing[0], self.planner.spacing[1] + 0.5)
+            self.planner.spacing = (self.planner.spacing[0], self.planner.spacing[1] + 0.9)
         self.planner.min_gap = 0.45 if dapi else 0.4
         self.planner.inside = 0.85  # a few chromosomes of a spread cut by the frame edge
 
@@ -237,8 +240,11 @@ class _Scene:
             closed=closed,
             splay=self.splay,
             constriction=self.constriction,
+            closure=self.closure,
         )
         od = (self.od_peak * dens).astype(np.float32)
+        if self.heterochromatin and centromeres:
+            od += self._heterochromatin(rr, cc, line, centromeres[0], total, name, width)
         self.od_chrom[r0:r1, c0:c1] += od
         index = len(self.chromosomes) + len(self.fragments)
         mask = dens > 0.3
@@ -266,6 +272,16 @@ class _Scene:
             ring=kind == "ring",
         )
         (self.fragments if kind == "fragment" else self.chromosomes).append(item)
+
+    def _heterochromatin(self, rr, cc, line, centromere, total, name, width):
+        """The block of satellite DNA that DAPI stains brightest on chromosomes 1, 9 and 16
+        (beside the centromere, on the long arm) and Y (the long arm's end): OD on the box."""
+        if name not in ("1", "9", "16", "Y"):
+            return np.float32(0)
+        at = total * 0.8 if name == "Y" else centromere + width * 0.6
+        r, c = point_at(line, min(at, total))
+        spot = np.exp(-((rr - r) ** 2 + (cc - c) ** 2) / (2 * (width * 0.35) ** 2))
+        return (self.od_peak * self.rng.uniform(0.6, 1.5) * spot).astype(np.float32)
 
     # ---- other objects ---------------------------------------------------------------------
     def _draw_halo(self):
@@ -335,7 +351,7 @@ class _Scene:
         higher-magnification DAPI frames."""
         low, high = (0.7, 1.2) if self.cfg.stain == "dapi" else (1.1, 1.9)
         if self.cfg.style == "dca":  # issue 20: 11.5% of the width in real DCA Giemsa frames
-            low, high = (0.8, 1.5) if self.cfg.stain == "dapi" else (0.9, 1.6)
+            low, high = (1.0, 1.9) if self.cfg.stain == "dapi" else (0.9, 1.6)
         return self.chr1 * self.rng.uniform(low, high)
 
     def _nucleus_touching(self, radius, cover):
@@ -375,10 +391,10 @@ class _Scene:
             if nucleus.look == "soft":
                 nucleus.look = "sharp"
             low, high = (0.9, 1.3) if nucleus.look == "pyknotic" else (0.5, 0.9)
-            nucleus.blotchy = self.rng.uniform(0.2, 0.45)  # giemsa-dev: 0.14 sd inside
+            nucleus.blotchy = self.rng.uniform(0.25, 0.6)  # giemsa-dev: 0.14 sd inside
             if self.cfg.stain == "dapi":  # an interphase nucleus holds more dye than a
-                low, high = low * 1.6, high * 1.6  # chromosome's width (mfish-dev: 1.45x)
-                nucleus.blotchy = self.rng.uniform(0.3, 0.6)  # mfish-dev: 0.17 sd inside
+                low, high = low * 1.3, high * 1.3  # chromosome's width (mfish-dev: 1.45x)
+                nucleus.blotchy = self.rng.uniform(0.15, 0.4)  # mfish-dev: 0.17 sd inside
         else:
             low, high = 0.35, 0.65
         od = nucleus.od(self.od_peak * self.rng.uniform(low, high), self.shape)
