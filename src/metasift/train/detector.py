@@ -5,8 +5,9 @@ written with masks, and real sets (karyotype masks, chromosome boxes). Each pict
 resized once so a chromosome is ``TARGET_WIDTH`` pixels wide (its width measured on the
 picture, as at inference), then training draws random crops around its chromosomes, real
 pictures a fixed share of them. One epoch is a fixed number of batches; after each, the
-network counts the validation pictures whole, and the epoch of the lowest count error is the
-model. Same conventions as the classifier: config.yaml, checkpoint.pt (``--resume``),
+network runs on the validation pictures whole, the epoch of the lowest validation loss is the
+model, and the decoding settings that count the validation pictures best go with it
+(``tune_decoding``). Same conventions as the classifier: config.yaml, checkpoint.pt (``--resume``),
 history.csv and curves.png beside the model folder's config.json, model.safetensors and
 model.onnx.
 """
@@ -313,7 +314,7 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
     net = build_net(config.pretrained == "imagenet").to(device)
     optimiser = torch.optim.Adam(net.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=config.lr_decay)
-    state = dict(epoch=0, best_mae=float("inf"), best_epoch=0, history=[], val_mae=[])
+    state = dict(epoch=0, best_loss=float("inf"), best_epoch=0, history=[], val_mae=[])
     if resume:
         saved = torch.load(checkpoint, map_location=device, weights_only=True)
         if {k: v for k, v in saved["config"].items() if k != "epochs"} != {
@@ -366,9 +367,11 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
             f"{figures['loss']:.4f}, count error {figures['mae']:.2f}, within 2: "
             f"{figures['within2']:.2f} | {seconds:.0f} s"
         )
-        score = figures["mae"] if val else -epoch  # without validation: the last epoch
-        if not score >= state["best_mae"]:
-            state["best_mae"], state["best_epoch"] = score, epoch
+        # the lowest validation loss, as the classifier; the count error at fixed decoding
+        # settings swings with the heat map's calibration, which tune_decoding then fixes
+        score = figures["loss"] if val else -epoch  # without validation: the last epoch
+        if not score >= state["best_loss"]:
+            state["best_loss"], state["best_epoch"] = score, epoch
             save_weights(net, out)
         state["epoch"] = epoch
         save_checkpoint(checkpoint, net, optimiser, schedule, state, config)
