@@ -133,11 +133,13 @@ def normal(rng, shape) -> np.ndarray:
 
 
 def mottle(shape, sigma: float, rng) -> np.ndarray:
-    """Unit-sd noise smoothed over ``sigma`` pixels (1-4), made at half resolution."""
+    """Unit-sd noise smoothed over ``sigma`` pixels (1-4), made at half resolution and
+    repeated over 2 x 2 pixels (the optics' blur, applied after, hides the blocks)."""
     h, w = shape
     small = ndi.gaussian_filter(normal(rng, (-(-h // 2), -(-w // 2))), sigma / 2, truncate=3.0)
     small *= np.float32(1 / (small.std() + 1e-6))
-    return _upsample(_upsample(small, 2, h).T, 2, w).T
+    big = np.broadcast_to(small[:, None, :, None], (small.shape[0], 2, small.shape[1], 2))
+    return big.reshape(small.shape[0] * 2, small.shape[1] * 2)[:h, :w]
 
 
 def coarse_noise(shape, scale, rng, step=4) -> np.ndarray:
