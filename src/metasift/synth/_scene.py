@@ -281,7 +281,7 @@ class _Scene:
         at = total * 0.8 if name == "Y" else centromere + width * 0.6
         r, c = point_at(line, min(at, total))
         spot = np.exp(-((rr - r) ** 2 + (cc - c) ** 2) / (2 * (width * 0.35) ** 2))
-        return (self.od_peak * self.rng.uniform(0.6, 1.5) * spot).astype(np.float32)
+        return (self.od_peak * self.rng.uniform(1.0, 2.0) * spot).astype(np.float32)
 
     # ---- other objects ---------------------------------------------------------------------
     def _draw_halo(self):
@@ -393,7 +393,7 @@ class _Scene:
             low, high = (0.9, 1.3) if nucleus.look == "pyknotic" else (0.5, 0.9)
             nucleus.blotchy = self.rng.uniform(0.25, 0.6)  # giemsa-dev: 0.14 sd inside
             if self.cfg.stain == "dapi":  # an interphase nucleus holds more dye than a
-                low, high = low * 1.3, high * 1.3  # chromosome's width (mfish-dev: 1.45x)
+                low, high = low * 1.1, high * 1.1  # chromosome's width (mfish-dev: 1.45x)
                 nucleus.blotchy = self.rng.uniform(0.15, 0.4)  # mfish-dev: 0.17 sd inside
         else:
             low, high = 0.35, 0.65
