@@ -115,3 +115,36 @@ def test_bad_outputs_and_settings_say_what_is_wrong():
         decode(np.zeros((3, 8, 8)))
     with pytest.raises(ValueError, match="peak"):
         DecodeConfig(peak=1.5)
+
+
+# ---- the bundled detector --------------------------------------------------------------------
+DATA = __import__("pathlib").Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    from metasift.detect import Detector
+
+    return Detector()
+
+
+@pytest.mark.parametrize("kind", ["blank", "black", "nuclei"])
+def test_bundled_detector_finds_nothing_where_nothing_is(bundled, kind):
+    picture = np.full((500, 600), 0.0 if kind == "black" else 0.9, np.float32)
+    if kind == "nuclei":  # two round solid nuclei, no chromosome
+        rows, cols = np.mgrid[:500, :600]
+        for r, c in ((150, 150), (300, 400)):
+            picture[(rows - r) ** 2 + (cols - c) ** 2 < 60**2] = 0.35
+    found = bundled.detect(picture).findings
+    assert found.chromosome_count == 0 and found.verdicts == ["too_few"]
+    assert found.nuclei_count == (2 if kind == "nuclei" else 0)
+
+
+def test_bundled_detector_counts_a_real_held_out_dapi_spread(bundled):
+    """V1301XY (slide V13, held out from training): 46 chromosomes by its karyotype mask."""
+    from metasift.detect import detect_file
+
+    got = detect_file(DATA / "mfish" / "V1301XY.png", bundled)
+    assert abs(got.findings.chromosome_count - 46) <= 3
+    assert got.findings.verdicts == []
+    assert 0 < got.count_sd < 10  # some peaks are doubtful: the count says how sure it is

@@ -46,6 +46,8 @@ def resized(image: np.ndarray, scale: float) -> np.ndarray:
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     small = np.asarray(Image.fromarray(image.astype(np.float32), "F").resize(size, Image.BILINEAR))
     lo, hi = np.percentile(small[::2, ::2], (0.5, 99.5))
+    if hi - lo < 0.02:  # a flat picture (blank, black): nothing to stretch, nothing on it
+        return np.ones_like(small)
     return np.clip((small - lo) / max(hi - lo, 1e-3), 0, 1).astype(np.float32)
 
 
