@@ -122,10 +122,12 @@ class _Scene:
         self.condensed = float(rng.beta(1.8 if dapi else 2.5, 1.2))
         self.chr1 = side * rng.uniform(*zoom) * scale * (1.15 - 0.25 * self.condensed)
         thick = 0.42 if dapi else 0.17  # a fluorescent chromosome looks thicker than it is
+        if self.cfg.randomise and not dapi:  # fixation and spreading: giemsa-dev's are wider
+            thick *= rng.uniform(0.9, 1.35)
         self.width_px = max(3.0, self.chr1 * (thick + 0.13 * self.condensed))
         self.od_peak = rng.uniform(0.6, 1.0) if dapi else rng.uniform(1.1, 2.0)
         if self.cfg.randomise and not dapi:  # paler stains (giemsa-dev: 0.25 contrast)
-            self.od_peak *= rng.uniform(0.55, 1.0)
+            self.od_peak *= rng.uniform(0.45, 1.0)
         self.band_contrast = rng.uniform(0.0, 0.25 if dapi else 0.12)  # mfish-dev: DAPI bands
         if dapi:  # a fluorescence frame seldom resolves the chromatids: smooth rods (mfish-dev)
             self.sister_gap, self.splay = rng.uniform(0.0, 0.2), 0.0
