@@ -33,11 +33,14 @@ BANDS = {
 CELL = [str(i) for i in range(1, 23) for _ in (0, 1)]  # the 44 autosomes of a diploid cell
 
 
-def centerline(rng, center, length: float, chr1: float, closed=False, bend=0.9) -> np.ndarray:
+def centerline(
+    rng, center, length: float, chr1: float, closed=False, bend=0.9, step=5.0
+) -> np.ndarray:
     """A centre line of ``length`` pixels around ``center``: bent and wobbling, or a closed
     loop (a ring). ``chr1`` (chromosome 1's length) sets how much a chromosome may bend;
-    ``bend``, the sd of the bend in radians of a chromosome that long."""
-    n_seg = int(np.clip(length / 5, 3, 14))
+    ``bend``, the sd of the bend in radians of a chromosome that long; ``step``, the
+    pixels per segment (3-14 segments)."""
+    n_seg = int(np.clip(length / step, 3, 14))
     angle = rng.uniform(0, 2 * np.pi)
     if closed:
         t = np.linspace(0, 2 * np.pi, n_seg * 2 + 1)

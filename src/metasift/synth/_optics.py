@@ -87,7 +87,7 @@ def render_dca(od: np.ndarray, stain: str, rng, *, randomise: bool) -> np.ndarra
         near, far = min(h, w) * rng.uniform(0.006, 0.015), min(h, w) * rng.uniform(0.025, 0.05)
         glow = wide_blur(dye, near) * np.float32(rng.uniform(0.2, 0.5))
         glow += wide_blur(dye, far) * np.float32(rng.uniform(0.5, 1.2))
-        back = rng.uniform(0.003, 0.05 if wide else 0.045)
+        back = rng.uniform(0.003, 0.05 if wide else 0.035)
         # out-of-focus fluorescence and autofluorescence: a background that varies slowly
         haze = np.exp(coarse_noise(shape, rng.uniform(120, 400), rng) * np.float32(0.5))
         haze *= np.float32(back * rng.uniform(0.1, 1.0))  # mfish-dev: background sd 0.04

@@ -108,6 +108,7 @@ class _Scene:
         self.splay = 0.0
         self.bend, self.constriction, self.closure = 0.9, 0.3, 0.75
         self.heterochromatin = False
+        self.step = 5.0  # pixels per segment of a centre line
         self.planner = SpreadPlanner(rng, self.label, self.shape, self.chr1)
 
     def _dca_look(self):
@@ -139,6 +140,7 @@ class _Scene:
         # (a DAPI chromosome's chromatids hardly close at the centromere: no bow tie)
         self.bend, self.constriction, self.closure = (0.45, 0.1, 0.3) if dapi else (0.6, 0.3, 0.75)
         self.heterochromatin = dapi  # DAPI's bright blocks (1q12, 9q12, 16q11.2, Yq12)
+        self.step = 8.0  # condensed chromosomes bend little: fewer segments, faster drawing
         self.planner = SpreadPlanner(rng, self.label, self.shape, self.chr1)
         self.planner.spacing = (2.0, 3.4) if dapi else (1.1, 2.1)  # mfish-dev: 17% wide
         if self.cfg.randomise:  # spreads from tight to loose (giemsa-dev: 43 objects of 46)
@@ -190,13 +192,13 @@ class _Scene:
         rel, ci = TYPE[name]
         length = length1 * rel / LONGEST * self.rng.uniform(0.9, 1.1)
         length = max(length, self.width_px * 1.2)
-        line = centerline(self.rng, center, length, self.chr1, bend=self.bend)
+        line = centerline(self.rng, center, length, self.chr1, bend=self.bend, step=self.step)
         self._draw(line, [ci * length], name, spread_id, kind="chromosome")
 
     def _dicentric(self, spread_id, name_a, name_b, center, length1):
         """Two chromosomes joined at their broken long arms; plus the acentric fragment."""
         length, cens, rest = dicentric_cuts(self.rng, name_a, name_b, length1)
-        line = centerline(self.rng, center, length, self.chr1, bend=self.bend)
+        line = centerline(self.rng, center, length, self.chr1, bend=self.bend, step=self.step)
         self._draw(line, cens, f"dic({name_a};{name_b})", spread_id, kind="dicentric")
         self._fragment(spread_id, center, rest)
 
@@ -214,7 +216,12 @@ class _Scene:
         h, w = self.shape
         center = np.clip(center, [4, 4], [h - 5, w - 5])
         line = centerline(
-            self.rng, center, max(length * 0.6, self.width_px * 0.8), self.chr1, bend=self.bend
+            self.rng,
+            center,
+            max(length * 0.6, self.width_px * 0.8),
+            self.chr1,
+            bend=self.bend,
+            step=self.step,
         )
         self._draw(line, [], "ace", spread_id, kind="fragment")
 
@@ -301,8 +308,13 @@ class _Scene:
                 max(int(c) - e, 0),
                 min(int(c) + e, w),
             )
-            rr, cc = np.ogrid[r0:r1, c0:c1]
-            dist = np.hypot(rr - r, cc - c).astype(np.float32) / radius
+            if self.cfg.style == "legacy":  # float64 distances, as the bundled model saw
+                rr, cc = np.ogrid[r0:r1, c0:c1]
+                dist = np.hypot(rr - r, cc - c).astype(np.float32) / radius
+            else:
+                rr = np.arange(r0, r1, dtype=np.float32)[:, None] - np.float32(r)
+                cc = np.arange(c0, c1, dtype=np.float32)[None, :] - np.float32(c)
+                dist = np.hypot(rr, cc) / np.float32(radius)
             self.od_other[r0:r1, c0:c1] += self.rng.uniform(0.02, 0.07) * expit((1 - dist) * 8)
 
     def _cover(self, margin: int) -> np.ndarray:
