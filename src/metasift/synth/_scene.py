@@ -253,7 +253,8 @@ class _Scene:
         )
         od = (self.od_peak * dens).astype(np.float32)
         if self.heterochromatin and centromeres:
-            od += self._heterochromatin(rr, cc, line, centromeres[0], total, name, width)
+            # within the chromosome's own body, so the masks hold every bright pixel
+            od += self._heterochromatin(rr, cc, line, centromeres[0], total, name, width) * dens
         self.od_chrom[r0:r1, c0:c1] += od
         index = len(self.chromosomes) + len(self.fragments)
         mask = dens > 0.3
