@@ -40,6 +40,30 @@ def verdicts(
     return [name for name in REASONS if found[name]]
 
 
+def in_words(
+    chromosomes_per_spread: Sequence[int],
+    objects_over_chromosomes: int,
+    found: Sequence[str],
+    *,
+    min_chromosomes: int = MIN_CHROMOSOMES,
+    count: str | None = None,
+) -> str:
+    """The verdicts ``found`` and what they rest on, in words (a results row's count_reason).
+    ``count``: the chromosome count as it should read (e.g. with its uncertainty)."""
+    n = count or str(sum(chromosomes_per_spread))
+    said = []
+    if len(chromosomes_per_spread) >= 2:
+        each = ", ".join(map(str, chromosomes_per_spread))
+        said.append(f"{len(chromosomes_per_spread)} separate spreads ({each} chromosomes)")
+    elif "mixed" in found:
+        said.append(f"{n} chromosomes: more than one cell")
+    if objects_over_chromosomes:
+        said.append(f"{objects_over_chromosomes} particle(s) or nuclei over chromosomes")
+    if "too_few" in found:
+        said.append(f"{n} chromosomes (< {min_chromosomes})")
+    return "; ".join(said) or f"{n} chromosomes in one spread"
+
+
 def agreement(
     decision: str, reasons: str, count_verdicts: Sequence[str] | None, count_reason: str
 ) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..criteria import verdicts
+from ..criteria import in_words, verdicts
 from ..objects import Chromosome, Debris, Findings, Nucleus, Spread
 from ._config import CountConfig
 
@@ -154,18 +154,7 @@ def count_chromosomes(
     result.spreads = [_spread(points, m, half, image.shape) for m in _spreads(points, half)]
     main = result.chromosomes_per_spread
     result.verdicts = verdicts(main, len(over), min_chromosomes=min_chromosomes)
-    reasons = []
-    if result.spread_count >= 2:
-        reasons.append(
-            f"{result.spread_count} separate spreads ({', '.join(map(str, main))} chromosomes)"
-        )
-    elif result.mixed:
-        reasons.append(f"{result.chromosome_count} chromosomes: more than one cell")
-    if over:
-        reasons.append(f"{len(over)} particle(s) or nuclei over chromosomes")
-    if result.too_few:
-        reasons.append(f"{result.chromosome_count} chromosomes (< {min_chromosomes})")
-    result.reason = "; ".join(reasons) or f"{result.chromosome_count} chromosomes in one spread"
+    result.reason = in_words(main, len(over), result.verdicts, min_chromosomes=min_chromosomes)
     if result.strays:
         result.reason += f" ({len(result.strays)} object(s) far from the spread not counted)"
     if particles:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..criteria import MIN_CHROMOSOMES, verdicts
+from ..criteria import MIN_CHROMOSOMES, in_words, verdicts
 from ..objects import Chromosome, Debris, Findings, Nucleus, Spread
 from ._net import OUTPUTS
 from ._targets import TARGET_WIDTH
@@ -188,19 +188,10 @@ def findings(decoded: Decoded, scale: float, *, min_chromosomes: int = MIN_CHROM
     main = [len(g) for g in groups]
     result.spreads = [Spread(len(g), _centre_box(decoded.centres[g], inv)) for g in groups]
     result.verdicts = verdicts(main, len(over), min_chromosomes=min_chromosomes)
-    reasons = []
-    if result.spread_count >= 2:
-        reasons.append(
-            f"{result.spread_count} separate spreads ({', '.join(map(str, main))} chromosomes)"
-        )
-    elif result.mixed:
-        reasons.append(f"{result.chromosome_count} chromosomes: more than one cell")
-    if over:
-        reasons.append(f"{len(over)} particle(s) or nuclei over chromosomes")
-    if result.too_few:
-        reasons.append(f"{result.chromosome_count}{sd} chromosomes (< {min_chromosomes})")
-    result.reason = "; ".join(reasons) or (
-        f"{result.chromosome_count}{sd} chromosomes in one spread"
+    # the uncertainty goes with the count wherever the reason names it
+    count = f"{result.chromosome_count}{sd}"
+    result.reason = in_words(
+        main, len(over), result.verdicts, min_chromosomes=min_chromosomes, count=count
     )
     return result
 
