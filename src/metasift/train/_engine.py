@@ -81,3 +81,17 @@ def save_checkpoint(path: Path, model, optimiser, schedule, state, config) -> No
             ),
             tmp,
         )
+
+
+def end_epoch(out: Path, model, optimiser, schedule, state: dict, config, epoch: int, score):
+    """After each epoch: keep the weights when ``score`` is the lowest yet (model.safetensors),
+    then the checkpoint a run resumes from and the history with its curves."""
+    from ..models import save_weights
+    from ._outputs import write_history
+
+    if not score >= state["best_loss"]:  # a NaN score is never "the best" over a real one
+        state["best_loss"], state["best_epoch"] = score, epoch
+        save_weights(model, out)
+    state["epoch"] = epoch
+    save_checkpoint(out / "checkpoint.pt", model, optimiser, schedule, state, config)
+    write_history(out, state["history"])

@@ -17,10 +17,10 @@ import numpy as np
 
 from .. import __version__
 from ..data import SPLITS, ArrayDataset, discover, load_resized
-from ..models import ARCHS, build_model, export_onnx, make_config, save_weights, write_json
+from ..models import ARCHS, build_model, export_onnx, make_config, write_json
 from ._config import TrainConfig
-from ._engine import progress_line, save_checkpoint, train_one_epoch
-from ._outputs import write_history, write_yaml
+from ._engine import end_epoch, progress_line, train_one_epoch
+from ._outputs import write_yaml
 
 
 def train(
@@ -162,12 +162,8 @@ def train(
             f"epoch {epoch}/{config.epochs}: train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}"
             f" | val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f} | {row['seconds']:.0f} s"
         )
-        if val["loss"] < state["best_loss"]:  # the paper keeps the epoch of lowest validation loss
-            state["best_loss"], state["best_epoch"] = val["loss"], epoch
-            save_weights(model, out)
-        state["epoch"] = epoch
-        save_checkpoint(checkpoint, model, optimiser, schedule, state, config)
-        write_history(out, state["history"])
+        # the paper keeps the epoch of lowest validation loss
+        end_epoch(out, model, optimiser, schedule, state, config, epoch, val["loss"])
 
     # the best epoch's weights become the model
     from safetensors.torch import load_file

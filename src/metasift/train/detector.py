@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..models import make_config, save_weights, write_json
-from ._engine import progress_line, save_checkpoint
-from ._outputs import write_history, write_yaml
+from ..models import make_config, write_json
+from ._engine import end_epoch, progress_line
+from ._outputs import write_yaml
 
 
 @dataclass
@@ -370,12 +370,7 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
         # the lowest validation loss, as the classifier; the count error at fixed decoding
         # settings swings with the heat map's calibration, which tune_decoding then fixes
         score = figures["loss"] if val else -epoch  # without validation: the last epoch
-        if not score >= state["best_loss"]:
-            state["best_loss"], state["best_epoch"] = score, epoch
-            save_weights(net, out)
-        state["epoch"] = epoch
-        save_checkpoint(checkpoint, net, optimiser, schedule, state, config)
-        write_history(out, state["history"])
+        end_epoch(out, net, optimiser, schedule, state, config, epoch, score)
 
     from safetensors.torch import load_file
 
