@@ -415,3 +415,38 @@ def test_resume_recounts_with_other_count_settings(slide, tmp_path):
         main(["classify", folder, "--out", str(out), "--resume", "--min-chromosomes", "100"]) == 0
     )
     assert all(r["too_few"] == "1" for r in _rows(out))
+
+
+def test_settle_sends_what_the_evidence_cannot_settle_to_review():
+    row = dict(path="a.png", decision="keep", p_reject="0.45", reasons="mixed", agreement="agree")
+    assert classify.settle(row, 0.5)["decision"] == "keep"
+    assert classify.settle(row, 0.4)["decision"] == "reject"  # a new threshold decides again
+    assert classify.settle(row, 0.5, band=0.1)["decision"] == "review"
+    assert classify.settle(row, 0.5, band=0.1)["reasons"] == "mixed"  # what it leans to
+    assert classify.settle(row, 0.5, band=0.01)["decision"] == "keep"
+    split = {**row, "agreement": "disagree: CNN keeps, count finds too_few (31 chromosomes)"}
+    assert classify.settle(split, 0.5)["decision"] == "keep"
+    assert classify.settle(split, 0.5, disagreements=True)["decision"] == "review"
+    error = dict(path="b.png", decision="error", p_reject="", reasons="")
+    assert classify.settle(error, 0.5, band=0.2) == error
+    with pytest.raises(ValueError, match="review band"):
+        classify.settle(row, 0.5, band=0.7)
+
+
+def test_review_decisions_are_counted_sorted_and_undone_on_resume(slide, tmp_path, capsys):
+    """--review-band: pictures near the threshold go to review/ and the summary says how many;
+    a resume without the band decides them again from their p_reject."""
+    out, sorted_dir = tmp_path / "r.csv", tmp_path / "sorted"
+    folders = [str(slide / "available"), str(slide / "too_few")]
+    args = ["classify", *folders, "--out", str(out), "--no-count"]
+    assert main([*args, "--review-band", "0.49", "--sort-into", str(sorted_dir)]) == 0
+    rows = _rows(out)
+    threshold = classify.Classifier().threshold
+    near = [r for r in rows if abs(float(r["p_reject"]) - threshold) < 0.49]
+    assert near and all(r["decision"] == "review" for r in near)
+    assert f"{len(near)} sent to review" in capsys.readouterr().out
+    assert len(list((sorted_dir / "review").iterdir())) == len(near)
+    assert main([*args, "--resume"]) == 0
+    again = _rows(out)
+    assert all(r["decision"] in ("keep", "reject") for r in again)
+    assert [r["p_reject"] for r in again] == [r["p_reject"] for r in rows]

@@ -93,6 +93,34 @@ def test_findings_go_through_the_criteria():
     assert (top, left, bottom, right) == (20, 20, 34, 80)  # picture pixels: twice the input's
 
 
+def test_each_chromosome_has_its_outline_centromere_and_score(tmp_path):
+    """The findings carry what the overlay draws: an outline around each chromosome (picture
+    pixels), its centromere where the centromere map is high, and its centre peak's height."""
+    from PIL import Image
+
+    from metasift.count import write_overlay
+
+    fg = np.zeros((60, 60), np.float32)
+    fg[10:17, 10:40] = 1
+    fg[40:47, 10:40] = 1
+    probs = outputs(fg.shape, [(13, 25), (43, 25)], fg)
+    probs[3] = 0.9 * heat_map(np.array([[13.0, 30.0]]), fg.shape)  # only the first has one
+    found = findings(decode(probs), 0.5)
+    first, second = sorted(found.chromosomes, key=lambda c: c.box[0])
+    rows, cols = np.array(first.outline).T
+    assert 18 <= rows.min() <= 21 and 32 <= rows.max() <= 35  # rows 10-16 of the input, x 2
+    assert 18 <= cols.min() <= 21 and 78 <= cols.max() <= 81
+    assert first.centromeres == [(26.0, 60.0)] and second.centromeres == []
+    assert first.score == pytest.approx(1.0, abs=0.01)
+    picture = np.ones((120, 120), np.float32)
+    picture[20:34, 20:80] = 0.2
+    target = write_overlay(picture, found, tmp_path / "overlay.png")
+    drawn = np.asarray(Image.open(target).convert("RGB")).astype(int)
+    band = (drawn.shape[0] - 120) // 2
+    assert (drawn[26 + band, 60] == (0, 220, 230)).all()  # the centromere's dot
+    assert (drawn[20 + band : 35 + band, 18:22] == (0, 190, 0)).all(-1).any()  # the outline
+
+
 def test_a_nucleus_over_chromosomes_is_debris():
     fg = np.zeros((100, 100), np.float32)
     fg[40:47, 5:95] = 1  # a chromosome running under the nucleus, out on both sides

@@ -115,3 +115,49 @@ def test_metasift_count_with_the_detector(tiny_detector, tmp_path):
         (row,) = list(csv.DictReader(fh))
     assert " detector model@" in row["counter"] and not row["error"]
     assert int(row["chromosome_count"]) >= 0
+
+
+def test_fine_tuning_starts_from_a_detector(tiny_detector, tmp_path):
+    """--init starts from a detector's weights: with a learning rate of almost 0 the fine-tuned
+    network is still the one it started from."""
+    from safetensors.torch import load_file
+
+    from metasift.train.detector import DetectTrainConfig, train_detector
+
+    config = DetectTrainConfig(epochs=1, steps=1, batch_size=2, crop=64, lr=1e-12,
+                               pretrained="none", init=str(tiny_detector), workers=1)  # fmt: skip
+    train_folder = tiny_detector.parent / "train"
+    meta = train_detector([train_folder], tmp_path / "tuned", config, log=lambda *_: None)
+    assert meta["init"] == str(tiny_detector)
+    before = load_file(str(tiny_detector / "model.safetensors"))
+    after = load_file(str(tmp_path / "tuned" / "model.safetensors"))
+    name = next(k for k, v in before.items() if v.is_floating_point() and v.numel() > 100)
+    assert torch.allclose(before[name].float(), after[name].float(), atol=1e-4)
+
+
+def test_fine_tuning_needs_a_detector_folder(tiny_detector, tmp_path):
+    from metasift.models import ModelFolderError
+    from metasift.train.detector import _init_weights
+
+    with pytest.raises(ModelFolderError):
+        _init_weights(str(tmp_path))
+
+
+def test_a_picture_without_a_slide_is_held_out_by_its_image(tmp_path):
+    """A real set without a slide column (giemsa-dev): --test-slides names the images."""
+    import shutil
+    from pathlib import Path
+
+    from metasift.train.detector import DetectTrainConfig, list_pictures
+
+    data = Path(__file__).parent / "data" / "giemsa"
+    for name in ("a", "b"):
+        shutil.copyfile(data / "1.png", tmp_path / f"{name}.png")
+        shutil.copyfile(data / "1.txt", tmp_path / f"{name}.txt")
+    (tmp_path / "manifest.csv").write_text(
+        "image,chromosome_boxes\na.png,a.txt\nb.png,b.txt\n", encoding="utf-8"
+    )
+    split = list_pictures([tmp_path], DetectTrainConfig(test_slides="b.png"))
+    assert split == {"train": [(str(tmp_path), 0, True)], "val": []}
+    split = list_pictures([tmp_path], DetectTrainConfig(val_slides="a.png"))
+    assert split == {"train": [(str(tmp_path), 1, True)], "val": [(str(tmp_path), 0, True)]}

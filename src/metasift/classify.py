@@ -133,10 +133,28 @@ def decide(p: np.ndarray, classes, threshold: float) -> dict:
     return row
 
 
+def settle(row: dict, threshold: float, *, band: float = 0.0, disagreements: bool = False) -> dict:
+    """``row`` with its decision taken again from its p_reject at ``threshold``, or ``review``
+    when the evidence cannot settle it: p_reject within ``band`` of the threshold (the CNN is
+    unsure), or, with ``disagreements``, the CNN and the count disagree. A review row keeps the
+    reasons the CNN leans to. Rows that are errors are left as they are."""
+    if row.get("decision") == "error" or row.get("p_reject") in (None, ""):
+        return row
+    if not 0 <= band < 0.5:
+        raise ValueError(f"the review band must be from 0 to 0.5, not {band}")
+    p_reject = float(row["p_reject"])
+    decision = "reject" if p_reject >= threshold else "keep"
+    if abs(p_reject - threshold) < band or (
+        disagreements and str(row.get("agreement", "")).startswith("disagree")
+    ):
+        decision = "review"
+    return {**row, "decision": decision}
+
+
 def sort_into(row: dict, root: Path, *, link: bool = False) -> Path | None:
-    """Copy (or hard-link) a classified picture into root/keep/ or root/reject/<reason>/
-    (root/reject/ when the model names no reason), never overwriting: a different file of the
-    same name gets a numbered name."""
+    """Copy (or hard-link) a classified picture into root/keep/, root/reject/<reason>/
+    (root/reject/ when the model names no reason) or root/review/, never overwriting: a
+    different file of the same name gets a numbered name."""
     import filecmp
     import shutil
 
@@ -144,7 +162,10 @@ def sort_into(row: dict, root: Path, *, link: bool = False) -> Path | None:
         return None
     source = Path(row["path"])
     reason = (row.get("reasons") or "").split(";")[0]
-    folder = root / "keep" if row["decision"] == "keep" else root / "reject" / reason
+    if row["decision"] in ("keep", "review"):
+        folder = root / row["decision"]
+    else:
+        folder = root / "reject" / reason
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / source.name
     n = 1

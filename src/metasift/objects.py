@@ -22,6 +22,10 @@ class Chromosome:
 
     box: Box
     centres: list[Point]
+    # what the detector also says (the training-free counter leaves them empty / None):
+    outline: list[Point] = field(default_factory=list)  # polygon around it, (row, column)
+    centromeres: list[Point] = field(default_factory=list)  # where its centromere lies
+    score: float | None = None  # how sure the detector is that it is a chromosome, 0-1
 
     @property
     def pieces(self) -> int:

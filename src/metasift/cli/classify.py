@@ -61,6 +61,18 @@ def add_parsers(sub) -> None:
         "--threshold", type=float, help="on p_reject (unset: the model's thresholds.json)"
     )
     p.add_argument(
+        "--review-band",
+        type=float,
+        default=0.0,
+        metavar="B",
+        help="decide 'review' (a person looks) when p_reject is within B of the threshold",
+    )
+    p.add_argument(
+        "--review-disagreements",
+        action="store_true",
+        help="decide 'review' when the CNN and the count disagree",
+    )
+    p.add_argument(
         "--min-chromosomes", type=int, default=40, help="the count's too_few: fewer than this"
     )
     add_counter(p)
@@ -95,6 +107,8 @@ def _classify(args) -> int:
         overlay=args.overlay,
         report=args.report,
         threshold=args.threshold,
+        review_band=args.review_band,
+        review_disagreements=args.review_disagreements,
         count=not args.no_count,
         min_chromosomes=args.min_chromosomes,
         counter=args.counter,
@@ -120,6 +134,8 @@ def classify_job(
     overlay: Path | None = None,
     report: Path | None = None,
     threshold: float | None = None,
+    review_band: float = 0.0,
+    review_disagreements: bool = False,
     count: bool = True,
     min_chromosomes: int = 40,
     counter: str = DEFAULT_COUNTER,
@@ -130,8 +146,10 @@ def classify_job(
     scheduler: str | None = None,
 ) -> int:
     """Classify ``inputs`` into the results file ``out``; the exit code of ``metasift
-    classify`` (0: all classified, 1: some could not be read)."""
-    from ..classify import Classifier
+    classify`` (0: all classified, 1: some could not be read). Pictures the evidence cannot
+    settle (``review_band``, ``review_disagreements``: `metasift.classify.settle`) get the
+    decision ``review``."""
+    from ..classify import Classifier, settle
     from ..classify import sort_into as sort_copy
     from ..pipeline import Ledger, columns, heatmap_name, run, still_valid
 
@@ -143,6 +161,10 @@ def classify_job(
         if not 0 <= threshold <= 1:
             raise ValueError("--threshold must be between 0 and 1")
         clf.threshold = threshold
+    if not 0 <= review_band < 0.5:
+        raise ValueError("--review-band must be from 0 to 0.5")
+    if review_disagreements and not count:
+        raise ValueError("--review-disagreements needs the count (leave out --no-count)")
     files = list_inputs_or_fail(inputs, "classify")
     steps = ("classify", "count") if count else ("classify",)
     with Ledger(out, columns(steps, clf.classes), resume=resume, overwrite=overwrite) as ledger:
@@ -169,7 +191,9 @@ def classify_job(
             scheduler=scheduler,
         )
         for n, result in enumerate(results, 1):
-            row = result.row()
+            # taken again on a resumed row too: the band or threshold may have changed
+            row = settle(result.row(), clf.threshold, band=review_band,
+                         disagreements=review_disagreements)  # fmt: skip
             ledger.add(row)
             if sort_into:
                 sort_copy(row, sort_into, link=link)
@@ -208,6 +232,7 @@ def summarise(rows, seconds: float) -> str:
     """One line: kept, rejected (by first reason, when the model names reasons), unreadable,
     not counted, where the CNN and the count disagree, and the speed."""
     kept = sum(r["decision"] == "keep" for r in rows)
+    review = sum(r["decision"] == "review" for r in rows)
     errors = sum(r["decision"] == "error" for r in rows)
     rejects = [r for r in rows if r["decision"] == "reject"]
     reasons: dict[str, int] = {}
@@ -223,6 +248,7 @@ def summarise(rows, seconds: float) -> str:
     return (
         f"{len(rows)} pictures: {kept} kept, {len(rejects)} rejected"
         + (f" ({by})" if by else "")
+        + (f", {review} sent to review" if review else "")
         + f", {errors} could not be read"
         + (f", {uncounted} classified but not counted" if uncounted else "")
         + (f"; the CNN and the count disagree on {disagree}" if counted else "")

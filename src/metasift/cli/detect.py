@@ -23,7 +23,10 @@ def add_parsers(sub) -> None:
     )
     p.add_argument("--config", type=Path, help="YAML file of settings (see MODEL_DIR/config.yaml)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in MODEL_DIR")
-    split = p.add_argument_group("real sets' slides (manifest.csv's slide column)")
+    split = p.add_argument_group(
+        "real sets' slides (manifest.csv's slide column; a picture without one is a slide of "
+        "its own named by its image column, e.g. images/1.png)"
+    )
     split.add_argument("--val-slides", help="comma-separated: validate on these, not train")
     split.add_argument("--test-slides", help="comma-separated: held out, never read")
     opt = p.add_argument_group("optimisation (defaults: metasift.train.detector)")
@@ -43,6 +46,7 @@ def add_parsers(sub) -> None:
     ):
         opt.add_argument(flag, type=kind)
     opt.add_argument("--pretrained", choices=("imagenet", "none"))
+    opt.add_argument("--init", metavar="MODEL_DIR", help="start from this detector (fine-tune)")
     opt.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.set_defaults(handler=_train_detector)
 
@@ -52,7 +56,7 @@ def _train_detector(args) -> int:
 
     names = (
         "epochs steps batch_size crop lr lr_decay real_share scale_jitter max_val seed workers "
-        "max_steps pretrained device val_slides test_slides"
+        "max_steps pretrained init device val_slides test_slides"
     ).split()
     config = DetectTrainConfig.resolve(args.config, **{k: getattr(args, k) for k in names})
     train_detector(args.data, args.out, config, resume=args.resume)

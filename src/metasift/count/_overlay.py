@@ -16,8 +16,10 @@ NUCLEUS = (40, 90, 255)
 DEBRIS = (230, 30, 30)  # particles; and any object lying over chromosomes (the debris verdict)
 STRAY = (240, 150, 0)  # left uncounted
 SPREAD = (230, 200, 0)
+CENTROMERE = (0, 220, 230)  # the detector's centromeres
 LEGEND = (
     (CHROMOSOME, "chromosome (numbered)"),
+    (CENTROMERE, "centromere"),
     (CLUSTER, "touching: counted x N"),
     (NUCLEUS, "nucleus"),
     (DEBRIS, "debris / over chromosomes (thick)"),
@@ -27,7 +29,8 @@ LEGEND = (
 
 
 def write_overlay(image: np.ndarray, found: Findings, target: Path) -> Path:
-    """Write the picture with the chromosome boxes numbered, touching ones marked "x N",
+    """Write the picture with the chromosomes numbered (the detector's outlined, with their
+    centromeres; the counter's boxed, touching ones marked "x N"),
     nuclei, debris, what lies over chromosomes (thick red), objects left uncounted, each
     spread outlined with its count, the verdict on top and a legend below."""
     from PIL import Image, ImageDraw
@@ -55,7 +58,12 @@ def write_overlay(image: np.ndarray, found: Findings, target: Path) -> Path:
     for chrom in found.chromosomes:
         n += chrom.pieces
         r0, c0, r1, c1 = chrom.box
-        rect(chrom.box, CLUSTER if chrom.pieces > 1 else CHROMOSOME)
+        if len(chrom.outline) >= 3:
+            draw.polygon([(c, r + band) for r, c in chrom.outline], outline=CHROMOSOME)
+        else:
+            rect(chrom.box, CLUSTER if chrom.pieces > 1 else CHROMOSOME)
+        for r, c in chrom.centromeres:
+            draw.ellipse((c - 2, r + band - 2, c + 2, r + band + 2), fill=CENTROMERE)
         draw.text((c1 + 1, r0 + band), str(n), fill=CHROMOSOME)
         if chrom.pieces > 1:
             draw.text((c0, r1 + band), f"x{chrom.pieces}", fill=CLUSTER)
@@ -76,7 +84,8 @@ def write_overlay(image: np.ndarray, found: Findings, target: Path) -> Path:
         fill=(255, 255, 255),
     )
     x = 4
-    for colour, label in LEGEND:
+    marked = any(c.centromeres for c in found.chromosomes)
+    for colour, label in [e for e in LEGEND if marked or e[0] != CENTROMERE]:
         draw.rectangle((x, h + band + 4, x + 10, h + band + 14), outline=colour, width=2)
         draw.text((x + 14, h + band + 3), label, fill=(255, 255, 255))
         x += 24 + int(draw.textlength(label))

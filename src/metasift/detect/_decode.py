@@ -154,7 +154,12 @@ def findings(decoded: Decoded, scale: float, *, min_chromosomes: int = MIN_CHROM
             continue
         box = _box(sl, inv)
         centre = tuple(float(v) * inv for v in decoded.centres[k - 1])
-        result.chromosomes.append(Chromosome(box, [centre]))
+        at = decoded.centromeres[k - 1] if k <= len(decoded.centromeres) else None
+        result.chromosomes.append(Chromosome(
+            box, [centre], outline=_outline(inst[sl] == k, sl, inv),
+            centromeres=[] if at is None else [tuple(float(v) * inv for v in at)],
+            score=round(float(decoded.scores[k - 1]), 3) if k <= len(decoded.scores) else None,
+        ))  # fmt: skip
     chromosomes = inst > 0
     over = []
     for kind, labels in ((Nucleus, decoded.nuclei), (Debris, decoded.debris)):
@@ -220,6 +225,19 @@ def spreads(centres: np.ndarray) -> list[np.ndarray]:
             home = int(np.argmin(np.linalg.norm(middles - centres[g].mean(0), axis=1)))
             members[home].append(g)
     return sorted((np.sort(np.concatenate(m)) for m in members), key=len, reverse=True)
+
+
+def _outline(own: np.ndarray, sl, inv: float) -> list[tuple[float, float]]:
+    """The polygon around one instance (its longest contour, simplified to about a pixel of
+    the network's input), in full-picture (row, column)."""
+    from skimage.measure import approximate_polygon, find_contours
+
+    contours = find_contours(np.pad(own, 1).astype(np.float32), 0.5)
+    if not contours:
+        return []
+    line = approximate_polygon(max(contours, key=len), tolerance=0.5) - 1
+    return [(round((r + sl[0].start + 0.5) * inv, 1), round((c + sl[1].start + 0.5) * inv, 1))
+            for r, c in line]  # fmt: skip
 
 
 def _centre_box(centres: np.ndarray, inv: float) -> tuple[int, int, int, int]:

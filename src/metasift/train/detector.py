@@ -42,6 +42,7 @@ class DetectTrainConfig:
     real_share: float = 0.5  # share of crops from real pictures (when there are any)
     scale_jitter: float = 0.15  # each training picture's scale times 1 +- this (other optics)
     pretrained: str = "imagenet"  # the encoder starts from ImageNet (imagenet) or not (none)
+    init: str = ""  # a detector model folder to start from (fine-tuning), instead of pretrained
     val_slides: str = ""  # comma-separated slides of a real set to validate on, not train on
     test_slides: str = ""  # comma-separated slides of a real set never read (held out)
     max_val: int = 24  # validation pictures counted after each epoch, at most (its time)
@@ -83,8 +84,9 @@ def _slides(text: str) -> set[str]:
 
 def list_pictures(folders, config: DetectTrainConfig) -> dict[str, list]:
     """(folder, index in read_targets order, real) per picture, split into train and val: a
-    real set's ``val_slides`` validate, its ``test_slides`` are left out; synthetic folders
-    whose name contains 'val' validate."""
+    real set's ``val_slides`` validate, its ``test_slides`` are left out (a picture without a
+    slide column is a slide of its own, named by its manifest ``image`` path); synthetic
+    folders whose name contains 'val' validate."""
     val_slides, test_slides = _slides(config.val_slides), _slides(config.test_slides)
     split = {"train": [], "val": []}
     for folder in map(Path, folders):
@@ -96,7 +98,7 @@ def list_pictures(folders, config: DetectTrainConfig) -> dict[str, list]:
         with open(folder / "manifest.csv", newline="", encoding="utf-8-sig") as fh:
             rows = list(csv.DictReader(fh))
         for i, row in enumerate(rows):
-            slide = row.get("slide", "")
+            slide = row.get("slide") or row.get("image", "")
             if slide in test_slides:
                 continue
             split["val" if slide in val_slides else "train"].append((str(folder), i, True))
@@ -153,10 +155,16 @@ def prepare_all(items, *, jitter: float, seed: int, workers: int) -> list[dict]:
 
 
 class CropSampler:
-    """Batches of random crops (image, targets), the same for the same seed and epoch."""
+    """Batches of random crops (image, targets), the same for the same seed and epoch. Real
+    crops come from each real set equally often (a set of 4 Giemsa pictures beside 43 DAPI
+    ones would otherwise hardly be seen)."""
 
     def __init__(self, pictures: list[dict], config: DetectTrainConfig):
-        self.real = [p for p in pictures if p["real"]]
+        sets: dict[str, list] = {}
+        for p in pictures:
+            if p["real"]:
+                sets.setdefault(str(Path(p["path"]).parent), []).append(p)
+        self.real = list(sets.values())
         self.synthetic = [p for p in pictures if not p["real"]]
         self.config = config
 
@@ -164,7 +172,10 @@ class CropSampler:
         cfg, xs, ys = self.config, [], []
         share = cfg.real_share if self.real and self.synthetic else float(bool(self.real))
         for _ in range(cfg.batch_size):
-            pool = self.real if rng.random() < share else self.synthetic
+            if rng.random() < share:
+                pool = self.real[rng.integers(len(self.real))]
+            else:
+                pool = self.synthetic
             x, y = crop(pool[rng.integers(len(pool))], cfg.crop, rng)
             xs.append(x)
             ys.append(y)
@@ -209,7 +220,14 @@ def _photometric(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     x = x + rng.uniform(-0.1, 0.1)  # light level
     x = np.clip(x, 0, 1) ** rng.uniform(0.7, 1.4)  # gamma
     x = x + rng.normal(0, rng.uniform(0, 0.04), x.shape)  # camera noise
+    if rng.random() < 0.25:  # mottled background (grainy slides, noisy cameras stretched hard)
+        x = x + rng.uniform(0.03, 0.12) * _unit(ndi.gaussian_filter(
+            rng.normal(size=x.shape).astype(np.float32), rng.uniform(0.7, 2.5)))  # fmt: skip
     return np.clip(x, 0, 1).astype(np.float32)
+
+
+def _unit(a: np.ndarray) -> np.ndarray:
+    return a / max(float(a.std()), 1e-6)
 
 
 def detection_loss(logits, targets):
@@ -311,7 +329,10 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
     val = prepare_all(val_items, jitter=0.0, seed=config.seed, workers=workers)
     sampler = CropSampler(pictures, config)
     torch.manual_seed(config.seed)
-    net = build_net(config.pretrained == "imagenet").to(device)
+    net = build_net(config.pretrained == "imagenet" and not config.init).to(device)
+    if config.init and not resume:
+        net.load_state_dict(_init_weights(config.init))
+        log(f"starting from the detector in {config.init}")
     optimiser = torch.optim.Adam(net.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=config.lr_decay)
     state = dict(epoch=0, best_loss=float("inf"), best_epoch=0, history=[], val_mae=[])
@@ -397,6 +418,7 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
         "stretched from its 0.5th to 99.5th percentile to [0, 1]; padded with 1 to a multiple "
         "of 32 on each side (metasift.detect)",
         pretrained=config.pretrained,
+        **({"init": config.init} if config.init else {}),
         trained_on=dict(folders=[str(f) for f in folders], train=count("train"), val=count("val"),
                         val_slides=config.val_slides, test_slides=config.test_slides),
         best_epoch=state["best_epoch"],
@@ -409,6 +431,17 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
     if val:
         meta["decode"] = tune_decoding(out, val, log=log)
     return meta
+
+
+def _init_weights(folder: str) -> dict:
+    """The weights of a detector model folder (float16 ones as float32), to fine-tune."""
+    from safetensors.torch import load_file
+
+    from ..models import read_config
+
+    read_config(folder, task="detect")  # a clear error for anything that is not a detector
+    state = load_file(str(Path(folder) / "model.safetensors"))
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
 PEAKS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.5)  # centre-peak heights tried on validation
