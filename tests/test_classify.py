@@ -418,19 +418,31 @@ def test_resume_recounts_with_other_count_settings(slide, tmp_path):
 
 
 def test_settle_sends_what_the_evidence_cannot_settle_to_review():
-    row = dict(path="a.png", decision="keep", p_reject="0.45", reasons="mixed", agreement="agree")
+    row = dict(path="a.png", decision="keep", p_reject="0.45", reasons="", p_mixed="0.4",
+               p_debris="0.05", agreement="agree", too_few="0", mixed="0", debris="0")  # fmt: skip
     assert classify.settle(row, 0.5)["decision"] == "keep"
-    assert classify.settle(row, 0.4)["decision"] == "reject"  # a new threshold decides again
+    again = classify.settle(row, 0.4)  # a new threshold decides again, with the reasons
+    assert (again["decision"], again["reasons"]) == ("reject", "mixed")
     assert classify.settle(row, 0.5, band=0.1)["decision"] == "review"
-    assert classify.settle(row, 0.5, band=0.1)["reasons"] == "mixed"  # what it leans to
+    assert classify.settle(row, 0.5, band=0.1)["reasons"] == ""  # it leans to keep
+    leaning = classify.settle({**row, "p_reject": "0.55", "p_mixed": "0.5"}, 0.5, band=0.1)
+    assert (leaning["decision"], leaning["reasons"]) == ("review", "mixed")
     assert classify.settle(row, 0.5, band=0.01)["decision"] == "keep"
-    split = {**row, "agreement": "disagree: CNN keeps, count finds too_few (31 chromosomes)"}
+    split = {**row, "agreement": "disagree: CNN keeps, count finds too_few (31 chromosomes)",
+             "too_few": "1"}  # fmt: skip
     assert classify.settle(split, 0.5)["decision"] == "keep"
     assert classify.settle(split, 0.5, disagreements=True)["decision"] == "review"
+    by_count = classify.settle(split, 0.5, by="count")
+    assert (by_count["decision"], by_count["reasons"]) == ("reject", "too_few")
+    assert classify.settle(row, 0.5, by="count")["decision"] == "keep"
+    uncounted = {**row, "p_reject": "0.9", "agreement": "no count"}  # the CNN decides then
+    assert classify.settle(uncounted, 0.5, by="count")["decision"] == "reject"
     error = dict(path="b.png", decision="error", p_reject="", reasons="")
     assert classify.settle(error, 0.5, band=0.2) == error
     with pytest.raises(ValueError, match="review band"):
         classify.settle(row, 0.5, band=0.7)
+    with pytest.raises(ValueError, match="decide by"):
+        classify.settle(row, 0.5, by="coin")
 
 
 def test_review_decisions_are_counted_sorted_and_undone_on_resume(slide, tmp_path, capsys):
@@ -450,3 +462,16 @@ def test_review_decisions_are_counted_sorted_and_undone_on_resume(slide, tmp_pat
     again = _rows(out)
     assert all(r["decision"] in ("keep", "reject") for r in again)
     assert [r["p_reject"] for r in again] == [r["p_reject"] for r in rows]
+
+
+def test_the_count_can_take_the_decision(slide, tmp_path, capsys):
+    out = tmp_path / "r.csv"
+    folders = [str(slide / "available"), str(slide / "too_few"), str(slide / "mixed")]
+    assert main(["classify", *folders, "--out", str(out), "--decide-by", "count"]) == 0
+    for r in _rows(out):
+        found = [v for v in ("too_few", "mixed", "debris") if r[v] == "1"]
+        assert r["decision"] == ("reject" if found else "keep") and r["reasons"] == ";".join(found)
+        assert 0 <= float(r["p_reject"]) <= 1  # the CNN's evidence stays beside it
+    code = main(["classify", folders[0], "--out", str(tmp_path / "n.csv"), "--no-count",
+                 "--decide-by", "count"])  # fmt: skip
+    assert code == 2 and "needs the count" in capsys.readouterr().err

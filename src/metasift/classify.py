@@ -133,22 +133,50 @@ def decide(p: np.ndarray, classes, threshold: float) -> dict:
     return row
 
 
-def settle(row: dict, threshold: float, *, band: float = 0.0, disagreements: bool = False) -> dict:
-    """``row`` with its decision taken again from its p_reject at ``threshold``, or ``review``
-    when the evidence cannot settle it: p_reject within ``band`` of the threshold (the CNN is
-    unsure), or, with ``disagreements``, the CNN and the count disagree. A review row keeps the
-    reasons the CNN leans to. Rows that are errors are left as they are."""
-    if row.get("decision") == "error" or row.get("p_reject") in (None, ""):
-        return row
+DECIDERS = ("cnn", "count")  # what takes the keep/reject decision in `settle`
+
+
+def settle(
+    row: dict,
+    threshold: float,
+    *,
+    by: str = "cnn",
+    band: float = 0.0,
+    disagreements: bool = False,
+) -> dict:
+    """``row`` with its decision and reasons taken again from its evidence, by the CNN
+    (``cnn``: p_reject at ``threshold``, reasons from its class probabilities, as `decide`)
+    or by the count (``count``: its verdicts; the CNN where the count failed). The decision
+    is ``review`` when the evidence cannot settle it: with ``by="cnn"``, p_reject within
+    ``band`` of the threshold (the CNN is unsure); with ``disagreements``, the CNN and the
+    count disagree. A review row keeps the reasons the decision leans to. Rows that are errors
+    are left as they are."""
+    from .criteria import REASONS
+
+    if by not in DECIDERS:
+        raise ValueError(f"decide by one of {DECIDERS}, not {by!r}")
     if not 0 <= band < 0.5:
         raise ValueError(f"the review band must be from 0 to 0.5, not {band}")
+    if row.get("decision") == "error" or row.get("p_reject") in (None, ""):
+        return row
     p_reject = float(row["p_reject"])
-    decision = "reject" if p_reject >= threshold else "keep"
-    if abs(p_reject - threshold) < band or (
+    counted = row.get("agreement") not in (None, "", "no count")
+    if by == "count" and counted:
+        found = [r for r in REASONS if str(row.get(r)) == "1"]
+        decision, reasons = ("reject" if found else "keep"), found
+    else:
+        decision = "reject" if p_reject >= threshold else "keep"
+        probs = {c: float(v) for k, v in row.items()
+                 if k.startswith("p_") and k != "p_reject" and (c := k[2:]) and v not in ("", None)}  # fmt: skip
+        leans = sorted(probs, key=lambda c: -probs[c])
+        reasons = [c for c in leans if probs[c] >= REASON_SHARE * p_reject]
+        if decision == "keep":
+            reasons = []
+    if (by == "cnn" and abs(p_reject - threshold) < band) or (
         disagreements and str(row.get("agreement", "")).startswith("disagree")
     ):
         decision = "review"
-    return {**row, "decision": decision}
+    return {**row, "decision": decision, "reasons": ";".join(reasons)}
 
 
 def sort_into(row: dict, root: Path, *, link: bool = False) -> Path | None:

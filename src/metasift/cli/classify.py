@@ -61,6 +61,13 @@ def add_parsers(sub) -> None:
         "--threshold", type=float, help="on p_reject (unset: the model's thresholds.json)"
     )
     p.add_argument(
+        "--decide-by",
+        choices=("cnn", "count"),
+        default="cnn",
+        help="what takes the keep/reject decision: the CNN's p_reject, or the count's verdicts "
+        "(the CNN's p_reject stays in the results beside them)",
+    )
+    p.add_argument(
         "--review-band",
         type=float,
         default=0.0,
@@ -107,6 +114,7 @@ def _classify(args) -> int:
         overlay=args.overlay,
         report=args.report,
         threshold=args.threshold,
+        decide_by=args.decide_by,
         review_band=args.review_band,
         review_disagreements=args.review_disagreements,
         count=not args.no_count,
@@ -134,6 +142,7 @@ def classify_job(
     overlay: Path | None = None,
     report: Path | None = None,
     threshold: float | None = None,
+    decide_by: str = "cnn",
     review_band: float = 0.0,
     review_disagreements: bool = False,
     count: bool = True,
@@ -147,8 +156,8 @@ def classify_job(
 ) -> int:
     """Classify ``inputs`` into the results file ``out``; the exit code of ``metasift
     classify`` (0: all classified, 1: some could not be read). Pictures the evidence cannot
-    settle (``review_band``, ``review_disagreements``: `metasift.classify.settle`) get the
-    decision ``review``."""
+    settle (``review_band``, ``review_disagreements``) get the decision ``review``; the CNN or
+    the count takes the decision (``decide_by``): `metasift.classify.settle`."""
     from ..classify import Classifier, settle
     from ..classify import sort_into as sort_copy
     from ..pipeline import Ledger, columns, heatmap_name, run, still_valid
@@ -163,8 +172,10 @@ def classify_job(
         clf.threshold = threshold
     if not 0 <= review_band < 0.5:
         raise ValueError("--review-band must be from 0 to 0.5")
-    if review_disagreements and not count:
-        raise ValueError("--review-disagreements needs the count (leave out --no-count)")
+    for needs, flag in ((review_disagreements, "--review-disagreements"),
+                        (decide_by == "count", "--decide-by count")):  # fmt: skip
+        if needs and not count:
+            raise ValueError(f"{flag} needs the count (leave out --no-count)")
     files = list_inputs_or_fail(inputs, "classify")
     steps = ("classify", "count") if count else ("classify",)
     with Ledger(out, columns(steps, clf.classes), resume=resume, overwrite=overwrite) as ledger:
@@ -174,6 +185,7 @@ def classify_job(
         known = still_valid(ledger.previous_rows(), made_by) if resume else {}
         print(
             f"classifying {len(files)} pictures with {clf.name} ({clf.backend})"
+            + (", deciding by the count's verdicts" if decide_by == "count" else "")
             + (f", {len(known)} already done" if known else "")
             + (f" on {scheduler}" if scheduler else "")
         )
@@ -192,7 +204,7 @@ def classify_job(
         )
         for n, result in enumerate(results, 1):
             # taken again on a resumed row too: the band or threshold may have changed
-            row = settle(result.row(), clf.threshold, band=review_band,
+            row = settle(result.row(), clf.threshold, by=decide_by, band=review_band,
                          disagreements=review_disagreements)  # fmt: skip
             ledger.add(row)
             if sort_into:
