@@ -85,7 +85,7 @@ def pictures(kind: str, folder: Path, slides: set[str]):
     with open(folder / "manifest.csv", newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
     for row, target in zip(rows, read_targets(folder)):
-        if slides and row.get("slide") not in slides:
+        if slides and (row.get("slide") or row["image"]) not in slides:  # no slide: its image
             continue
         if kind == "giemsa":
             truth = dict(
@@ -181,6 +181,12 @@ def main() -> None:
     p.add_argument("--mfish", type=Path, help="a real set with karyotype masks")
     p.add_argument("--slides", default="", help="comma-separated: the mfish slides to measure on")
     p.add_argument("--giemsa", type=Path, help="a real set with chromosome boxes and a reading")
+    p.add_argument(
+        "--giemsa-pictures",
+        default="",
+        help="comma-separated: the giemsa pictures to measure on (manifest image paths, e.g. "
+        "the ones a detector was not trained on)",
+    )
     p.add_argument("--no-classic", action="store_true", help="leave the training-free counter out")
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args()
@@ -204,7 +210,8 @@ def main() -> None:
     if args.mfish:
         sets.append((f"mfish {','.join(sorted(slides)) or 'all'}", "mfish", args.mfish, slides))
     if args.giemsa:
-        sets.append(("giemsa", "giemsa", args.giemsa, set()))
+        chosen = {s for s in args.giemsa_pictures.split(",") if s}
+        sets.append((f"giemsa {args.giemsa_pictures or 'all'}", "giemsa", args.giemsa, chosen))
     figures = measure(methods, sets)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
