@@ -45,10 +45,11 @@ def labelled(kind: str, folder: Path, slides: set[str]) -> dict[str, str]:
     """Absolute picture path -> keep or reject."""
     if kind == "synthetic":
         with open(folder / "labels.csv", newline="") as fh:
-            return {
-                str((folder / r["path"]).resolve()): "keep" if r["label"] == "available" else "reject"
-                for r in csv.DictReader(fh)
-            }
+            rows = list(csv.DictReader(fh))
+        return {
+            str((folder / r["path"]).resolve()): ("keep" if r["label"] == "available" else "reject")
+            for r in rows
+        }
     with open(folder / "manifest.csv", newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
     out = {}
