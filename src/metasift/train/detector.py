@@ -451,8 +451,9 @@ WINDOWS = (3, 5)  # peak windows tried (5: two peaks on one chromosome's arms co
 
 def tune_decoding(folder: str | os.PathLike, pictures: list[dict], *, log=print) -> dict:
     """The decoding settings (``DecodeConfig``: centre-peak height, orphan area, peak window)
-    that count the validation ``pictures`` (prepared as for training) best (the mean of the
-    real and the synthetic pictures' count errors), written into ``folder``'s
+    that count the validation ``pictures`` (prepared as for training) best: the real ones when
+    there are any (the decoding is what carries a model to real pictures: synthetic ones, many
+    more, would choose for themselves), else the synthetic ones; written into ``folder``'s
     config.json as ``decode``, where ``metasift.detect.Detector`` reads them."""
     from dataclasses import replace
 
@@ -463,15 +464,14 @@ def tune_decoding(folder: str | os.PathLike, pictures: list[dict], *, log=print)
     probs = [model.probabilities(p["image"].astype(np.float32)) for p in pictures]
     truth = np.array([p["count"] for p in pictures])
     real = np.array([bool(p["real"]) for p in pictures])
-    parts = [part for part in (real, ~real) if part.any()]
+    judged = real if real.any() else ~real
     best, best_mae = DecodeConfig(), float("inf")
     for peak, orphan, window in itertools.product(PEAKS, ORPHANS, WINDOWS):
         config = replace(
             DecodeConfig(), peak=peak, unsure=min(0.1, peak), orphan_area=orphan, window=window
         )
         found = np.array([int(decode(p, config).instances.max()) for p in probs])
-        # real and synthetic pictures weigh the same (the synthetic ones outnumber them)
-        mae = float(np.mean([np.abs(found - truth)[part].mean() for part in parts]))
+        mae = float(np.abs(found - truth)[judged].mean())
         if mae < best_mae - 1e-9:
             best, best_mae = config, mae
     meta = read_config(folder, task="detect")
@@ -480,7 +480,7 @@ def tune_decoding(folder: str | os.PathLike, pictures: list[dict], *, log=print)
     write_json(Path(folder) / "config.json", meta)
     log(
         f"decoding: peak {best.peak}, orphan area {best.orphan_area}, window {best.window}: "
-        f"count MAE {best_mae:.2f} (real and synthetic weighed alike) on {len(pictures)} "
-        "validation pictures"
+        f"count MAE {best_mae:.2f} on the {int(judged.sum())} "
+        f"{'real' if real.any() else 'synthetic'} validation pictures"
     )
     return asdict(best)
