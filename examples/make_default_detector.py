@@ -29,11 +29,13 @@ stage 2 about 25 on one core. The giemsa-dev pictures 1, 3, 5, 7 are never read 
 the same stage 2 with the halves swapped (fold B) gives the other half's held-out figures. The
 synthetic-only comparison is stage 1 without ../shared/data/mfish-dev and with --epochs 8.
 
-The bundled folder comes from the run made before the trainer kept the epoch of lowest
-validation loss: it holds epoch 16 of 20 (then the lowest validation count error at fixed
-decoding settings); the same command now keeps the lowest validation loss (epoch 18 in that
-run). The synthetic pictures were written while the dca synthesiser was being changed, so a
-rerun draws similar, not byte-identical, pictures.
+The bundled folder is stage 2's (best epoch 12 of 14, by validation loss), which started from
+stage 1 as bundled before (the run made before the trainer kept the epoch of lowest validation
+loss: epoch 16 of 20, its weights stored as float16). Stage 2 in that run used the trainer's
+decoding tuned on all validation pictures; the packaging below then chose the decoding on the
+real validation pictures (peak 0.25, orphan area 2, window 3), as the trainer now does. The
+synthetic pictures were written while the dca synthesiser was being changed, so a rerun draws
+similar, not byte-identical, pictures.
 
 This script does the above (``--skip-training``: only the packaging), then chooses the decoding
 settings on the validation pictures (``metasift.train.detector.tune_decoding``) and copies the

@@ -337,7 +337,8 @@ def test_a_failed_count_leaves_the_classification_standing(slide, tmp_path, monk
 
     monkeypatch.setattr(count, "count_read", failing)
     out = tmp_path / "r.csv"
-    assert main(["classify", str(slide / "mixed"), "--out", str(out), "--workers", "1"]) == 0
+    args = ["classify", str(slide / "mixed"), "--out", str(out), "--workers", "1"]
+    assert main([*args, "--counter", "classic"]) == 0
     for row in _rows(out):
         assert row["decision"] in ("keep", "reject") and row["chromosome_count"] == ""
         assert row["count_reason"] == "counting failed (FloatingPointError: injected)"

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from ._common import HelpFormatter, add_scheduler, list_inputs_or_fail, progress
-from .count import DEFAULT_COUNTER, add_counter, count_settings
+from .count import CLASSIFY_COUNTER, add_counter, count_settings
 
 
 def add_parsers(sub) -> None:
@@ -62,10 +62,11 @@ def add_parsers(sub) -> None:
     )
     p.add_argument(
         "--decide-by",
-        choices=("cnn", "count"),
-        default="cnn",
+        choices=("auto", "cnn", "count"),
+        default="auto",
         help="what takes the keep/reject decision: the CNN's p_reject, or the count's verdicts "
-        "(the CNN's p_reject stays in the results beside them)",
+        "(the CNN's p_reject stays beside them). auto: the count's with the bundled model (on "
+        "real pictures they decide better than the bundled CNN), your model's with --model",
     )
     p.add_argument(
         "--review-band",
@@ -82,7 +83,7 @@ def add_parsers(sub) -> None:
     p.add_argument(
         "--min-chromosomes", type=int, default=40, help="the count's too_few: fewer than this"
     )
-    add_counter(p)
+    add_counter(p, default=CLASSIFY_COUNTER)
     p.add_argument(
         "--no-count",
         action="store_true",
@@ -142,12 +143,12 @@ def classify_job(
     overlay: Path | None = None,
     report: Path | None = None,
     threshold: float | None = None,
-    decide_by: str = "cnn",
+    decide_by: str = "auto",
     review_band: float = 0.0,
     review_disagreements: bool = False,
     count: bool = True,
     min_chromosomes: int = 40,
-    counter: str = DEFAULT_COUNTER,
+    counter: str = CLASSIFY_COUNTER,
     detector: str = "default",
     batch_size: int = 16,
     workers: int = 0,
@@ -172,6 +173,8 @@ def classify_job(
         clf.threshold = threshold
     if not 0 <= review_band < 0.5:
         raise ValueError("--review-band must be from 0 to 0.5")
+    if decide_by == "auto":  # a lab's own model decides; the bundled one defers to the count
+        decide_by = "count" if count and (model is None or str(model) == "default") else "cnn"
     for needs, flag in ((review_disagreements, "--review-disagreements"),
                         (decide_by == "count", "--decide-by count")):  # fmt: skip
         if needs and not count:

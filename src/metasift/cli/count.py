@@ -9,15 +9,17 @@ from pathlib import Path
 from ._common import HelpFormatter, add_scheduler, list_inputs_or_fail, progress
 
 COUNTERS = ("classic", "detector")
-DEFAULT_COUNTER = "classic"  # what benchmarks/detect_accuracy.py measures best on real pictures
+DEFAULT_COUNTER = "classic"  # counts best on real pictures (benchmarks/detect_accuracy.py)
+# keeps and rejects best on real pictures by its verdicts (benchmarks/decision_accuracy.py)
+CLASSIFY_COUNTER = "detector"
 
 
-def add_counter(p) -> None:
+def add_counter(p, default: str = DEFAULT_COUNTER) -> None:
     """--counter and --detector, for every command that counts."""
     p.add_argument(
         "--counter",
         choices=COUNTERS,
-        default=DEFAULT_COUNTER,
+        default=default,
         help="classic: image analysis, no model; detector: the learned chromosome detector",
     )
     p.add_argument(

@@ -48,10 +48,11 @@ def _demo(args) -> int:
     with open(slide / "labels.csv", newline="") as fh:
         truth = {str(slide / r["path"]): r for r in csv.DictReader(fh)}
     rows = read_results(out / "results.csv")
-    # heat maps for a few rejected pictures (each takes 65 passes of the model)
+    # heat maps for a few pictures rejected by the CNN too (each takes 65 passes of the model)
     clf = Classifier()
     explained = {}
-    for row in [r for r in rows if r["decision"] == "reject"][:3]:
+    both = [r for r in rows if r["decision"] == "reject" and float(r["p_reject"]) >= clf.threshold]
+    for row in both[:3]:
         name = Path(heatmap_name(row["path"])).stem
         explained[row["path"]] = write_explanation(row["path"], clf, row, out / "heatmaps", name)
     write_report(
@@ -71,7 +72,8 @@ def _demo(args) -> int:
     )
     print(f"sorted copies in {out / 'sorted'}")
     print(f"what the count found, drawn on each picture: {out / 'overlays'}")
-    print(f"why {len(explained)} rejected pictures were rejected (heat maps): {out / 'heatmaps'}")
+    print(f"what the CNN looked at in {len(explained)} rejected pictures (heat maps): "
+          f"{out / 'heatmaps'}")  # fmt: skip
     print(f"open {out / 'report.html'} in a browser to review the run")
     print(f"demo finished in {time.perf_counter() - start:.1f} s")
     print(
