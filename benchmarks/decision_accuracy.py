@@ -41,6 +41,7 @@ RULES = (  # name, settle's keywords
     ("cnn, review band 0.1", dict(by="cnn", band=0.1)),
     ("count", dict(by="count")),
     ("count, review disagreements", dict(by="count", disagreements=True)),
+    ("count, review near 40 (+-2)", dict(by="count", near=2)),
 )
 
 

@@ -438,6 +438,12 @@ def test_settle_sends_what_the_evidence_cannot_settle_to_review():
     assert classify.settle(row, 0.5, by="count")["decision"] == "keep"
     uncounted = {**row, "p_reject": "0.9", "agreement": "no count"}  # the CNN decides then
     assert classify.settle(uncounted, 0.5, by="count")["decision"] == "reject"
+    for count, sent in ((37, False), (38, True), (41, True), (42, False)):
+        counted = {**row, "chromosome_count": str(count), "too_few": str(int(count < 40))}
+        got = classify.settle(counted, 0.5, by="count", near=2)
+        assert (got["decision"] == "review") == sent, count
+    crowded = {**row, "chromosome_count": "39", "mixed": "1"}  # two spreads: not near anything
+    assert classify.settle(crowded, 0.5, by="count", near=2)["decision"] == "reject"
     error = dict(path="b.png", decision="error", p_reject="", reasons="")
     assert classify.settle(error, 0.5, band=0.2) == error
     with pytest.raises(ValueError, match="review band"):

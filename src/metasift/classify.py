@@ -143,14 +143,18 @@ def settle(
     by: str = "cnn",
     band: float = 0.0,
     disagreements: bool = False,
+    near: int = 0,
+    min_chromosomes: int = 40,
 ) -> dict:
     """``row`` with its decision and reasons taken again from its evidence, by the CNN
     (``cnn``: p_reject at ``threshold``, reasons from its class probabilities, as `decide`)
     or by the count (``count``: its verdicts; the CNN where the count failed). The decision
     is ``review`` when the evidence cannot settle it: with ``by="cnn"``, p_reject within
     ``band`` of the threshold (the CNN is unsure); with ``disagreements``, the CNN and the
-    count disagree. A review row keeps the reasons the decision leans to. Rows that are errors
-    are left as they are."""
+    count disagree; with ``near``, a single spread's count lies within ``near`` of
+    ``min_chromosomes`` (from min - near to min + near - 1: where a count error of a
+    chromosome or two turns the too_few verdict). A review row keeps the reasons the decision
+    leans to. Rows that are errors are left as they are."""
     from .criteria import REASONS
 
     if by not in DECIDERS:
@@ -172,8 +176,18 @@ def settle(
         reasons = [c for c in leans if probs[c] >= REASON_SHARE * p_reject]
         if decision == "keep":
             reasons = []
-    if (by == "cnn" and abs(p_reject - threshold) < band) or (
-        disagreements and str(row.get("agreement", "")).startswith("disagree")
+    count = row.get("chromosome_count")
+    borderline = (
+        near > 0
+        and counted
+        and count not in (None, "")
+        and str(row.get("mixed")) != "1"
+        and min_chromosomes - near <= int(count) < min_chromosomes + near
+    )
+    if (
+        (by == "cnn" and abs(p_reject - threshold) < band)
+        or (disagreements and str(row.get("agreement", "")).startswith("disagree"))
+        or borderline
     ):
         decision = "review"
     return {**row, "decision": decision, "reasons": ";".join(reasons)}

@@ -81,6 +81,14 @@ def add_parsers(sub) -> None:
         help="decide 'review' when the CNN and the count disagree",
     )
     p.add_argument(
+        "--review-near",
+        type=int,
+        default=0,
+        metavar="N",
+        help="decide 'review' when a single spread's count is within N of --min-chromosomes "
+        "(from min - N to min + N - 1)",
+    )
+    p.add_argument(
         "--min-chromosomes", type=int, default=40, help="the count's too_few: fewer than this"
     )
     add_counter(p, default=CLASSIFY_COUNTER)
@@ -118,6 +126,7 @@ def _classify(args) -> int:
         decide_by=args.decide_by,
         review_band=args.review_band,
         review_disagreements=args.review_disagreements,
+        review_near=args.review_near,
         count=not args.no_count,
         min_chromosomes=args.min_chromosomes,
         counter=args.counter,
@@ -146,6 +155,7 @@ def classify_job(
     decide_by: str = "auto",
     review_band: float = 0.0,
     review_disagreements: bool = False,
+    review_near: int = 0,
     count: bool = True,
     min_chromosomes: int = 40,
     counter: str = CLASSIFY_COUNTER,
@@ -175,7 +185,10 @@ def classify_job(
         raise ValueError("--review-band must be from 0 to 0.5")
     if decide_by == "auto":  # a lab's own model decides; the bundled one defers to the count
         decide_by = "count" if count and (model is None or str(model) == "default") else "cnn"
+    if review_near < 0:
+        raise ValueError("--review-near must be 0 or more")
     for needs, flag in ((review_disagreements, "--review-disagreements"),
+                        (review_near > 0, "--review-near"),
                         (decide_by == "count", "--decide-by count")):  # fmt: skip
         if needs and not count:
             raise ValueError(f"{flag} needs the count (leave out --no-count)")
@@ -208,7 +221,8 @@ def classify_job(
         for n, result in enumerate(results, 1):
             # taken again on a resumed row too: the band or threshold may have changed
             row = settle(result.row(), clf.threshold, by=decide_by, band=review_band,
-                         disagreements=review_disagreements)  # fmt: skip
+                         disagreements=review_disagreements, near=review_near,
+                         min_chromosomes=min_chromosomes)  # fmt: skip
             ledger.add(row)
             if sort_into:
                 sort_copy(row, sort_into, link=link)
