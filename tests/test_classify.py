@@ -95,8 +95,9 @@ def test_every_picture_gets_a_row_and_originals_stay_untouched(slide, tmp_path):
     assert _hashes(slide) == before  # not one byte of the originals changed
     sorted_files = list((tmp_path / "sorted").rglob("*.*"))
     assert len(sorted_files) == 13
+    threshold = classify.Classifier().threshold  # heat maps: where the CNN rejects too
     assert len(list((tmp_path / "why").glob("*.png"))) == sum(
-        r["decision"] == "reject" for r in rows
+        r["decision"] == "reject" and float(r["p_reject"]) >= threshold for r in rows
     )
     page = (tmp_path / "report.html").read_text()
     assert page.count("<figure>") == 13 and "data:image" in page
@@ -430,20 +431,27 @@ def test_settle_sends_what_the_evidence_cannot_settle_to_review():
     assert (leaning["decision"], leaning["reasons"]) == ("review", "mixed")
     assert classify.settle(row, 0.5, band=0.01)["decision"] == "keep"
     split = {**row, "agreement": "disagree: CNN keeps, count finds too_few (31 chromosomes)",
-             "too_few": "1"}  # fmt: skip
+             "too_few": "1", "count_reason": "31 chromosomes"}  # fmt: skip
     assert classify.settle(split, 0.5)["decision"] == "keep"
     assert classify.settle(split, 0.5, disagreements=True)["decision"] == "review"
+    # a new threshold makes the CNN reject too: the agreement is taken again with it
+    lower = classify.settle(split, 0.3, disagreements=True)
+    assert lower["agreement"].startswith("both reject, for different reasons")
+    assert lower["decision"] == "reject"
     by_count = classify.settle(split, 0.5, by="count")
     assert (by_count["decision"], by_count["reasons"]) == ("reject", "too_few")
     assert classify.settle(row, 0.5, by="count")["decision"] == "keep"
     uncounted = {**row, "p_reject": "0.9", "agreement": "no count"}  # the CNN decides then
     assert classify.settle(uncounted, 0.5, by="count")["decision"] == "reject"
+    assert classify.settle(uncounted, 0.85, by="count", band=0.1)["decision"] == "review"
     for count, sent in ((37, False), (38, True), (41, True), (42, False)):
         counted = {**row, "chromosome_count": str(count), "too_few": str(int(count < 40))}
         got = classify.settle(counted, 0.5, by="count", near=2)
         assert (got["decision"] == "review") == sent, count
     crowded = {**row, "chromosome_count": "39", "mixed": "1"}  # two spreads: not near anything
     assert classify.settle(crowded, 0.5, by="count", near=2)["decision"] == "reject"
+    dirty = {**row, "chromosome_count": "41", "debris": "1"}  # rejected whatever the count
+    assert classify.settle(dirty, 0.5, by="count", near=2)["decision"] == "reject"
     error = dict(path="b.png", decision="error", p_reject="", reasons="")
     assert classify.settle(error, 0.5, band=0.2) == error
     with pytest.raises(ValueError, match="review band"):
@@ -482,3 +490,6 @@ def test_the_count_can_take_the_decision(slide, tmp_path, capsys):
     code = main(["classify", folders[0], "--out", str(tmp_path / "n.csv"), "--no-count",
                  "--decide-by", "count"])  # fmt: skip
     assert code == 2 and "needs the count" in capsys.readouterr().err
+    # the band is about the CNN's p_reject: with the count deciding it would do nothing
+    code = main(["classify", folders[0], "--out", str(tmp_path / "b.csv"), "--review-band", "0.1"])
+    assert code == 2 and "--review-band is about the CNN" in capsys.readouterr().err

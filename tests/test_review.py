@@ -489,3 +489,17 @@ def test_the_command_serves_on_this_machine(run_dir):
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_a_review_row_is_changed_only_against_what_it_leaned_to():
+    """A picture the run sent to review: the person's keep or reject is a change only when it
+    goes against what the row leaned to."""
+    from metasift.review._app import changed
+    from metasift.review._run import Picture
+
+    leans_reject = Picture(0, {}, "", decision="review", reasons=("too_few",))
+    leans_keep = Picture(1, {}, "", decision="review")
+    assert not changed(leans_reject, {"decision": "reject", "reasons": "too_few"})
+    assert changed(leans_reject, {"decision": "keep"})
+    assert not changed(leans_keep, {"decision": "keep"})
+    assert changed(leans_keep, {"decision": "reject", "reasons": "mixed"})

@@ -117,9 +117,9 @@ def reason_classes(classes) -> list[str]:
 def decide(p: np.ndarray, classes, threshold: float) -> dict:
     """Keep or reject from class probabilities, with the reasons behind a rejection (none
     from a keep/reject model: it cannot say why)."""
-    p_reject = float(1 - p[0])
+    p_reject = round(float(1 - p[0]), 5)  # as stored, so a decision taken again agrees
     row = {
-        "p_reject": round(p_reject, 5),
+        "p_reject": p_reject,
         "decision": "reject" if p_reject >= threshold else "keep",
     }
     reasons = []
@@ -146,51 +146,65 @@ def settle(
     near: int = 0,
     min_chromosomes: int = 40,
 ) -> dict:
-    """``row`` with its decision and reasons taken again from its evidence, by the CNN
-    (``cnn``: p_reject at ``threshold``, reasons from its class probabilities, as `decide`)
-    or by the count (``count``: its verdicts; the CNN where the count failed). The decision
-    is ``review`` when the evidence cannot settle it: with ``by="cnn"``, p_reject within
-    ``band`` of the threshold (the CNN is unsure); with ``disagreements``, the CNN and the
-    count disagree; with ``near``, a single spread's count lies within ``near`` of
-    ``min_chromosomes`` (from min - near to min + near - 1: where a count error of a
-    chromosome or two turns the too_few verdict). A review row keeps the reasons the decision
-    leans to. Rows that are errors are left as they are."""
-    from .criteria import REASONS
+    """``row`` with its decision, reasons and agreement taken again from its evidence, by the
+    CNN (``cnn``: p_reject at ``threshold``, reasons from its class probabilities, as
+    `decide`) or by the count (``count``: its verdicts; the CNN where the count failed). The
+    decision is ``review`` when the evidence cannot settle it: ``band``, the CNN decides and
+    its p_reject lies within ``band`` of the threshold; ``disagreements``, the CNN and the
+    count disagree; ``near``, a single spread's count lies within ``near`` of
+    ``min_chromosomes`` (from min - near to min + near - 1, where a miscount of one or two
+    turns the too_few verdict) and nothing else (mixed, debris) rejects it. A review row keeps
+    the reasons the decision leans to. Rows that are errors are left as they are."""
+    from .criteria import REASONS, agreement
 
-    if by not in DECIDERS:
-        raise ValueError(f"decide by one of {DECIDERS}, not {by!r}")
-    if not 0 <= band < 0.5:
-        raise ValueError(f"the review band must be from 0 to 0.5, not {band}")
+    check_settling(by, band, near)
     if row.get("decision") == "error" or row.get("p_reject") in (None, ""):
         return row
     p_reject = float(row["p_reject"])
+    # the CNN's own decision and reasons at this threshold (as `decide` gave them)
+    cnn = "reject" if p_reject >= threshold else "keep"
+    probs = {c: float(v) for k, v in row.items()
+             if k.startswith("p_") and k != "p_reject" and (c := k[2:]) and v not in ("", None)}  # fmt: skip
+    leans = sorted(probs, key=lambda c: -probs[c])
+    cnn_reasons = (
+        [c for c in leans if probs[c] >= REASON_SHARE * p_reject] if cnn == "reject" else []
+    )
     counted = row.get("agreement") not in (None, "", "no count")
+    out = {**row}
+    found = [r for r in REASONS if str(row.get(r)) == "1"]
+    if counted:  # the agreement as at this threshold
+        out["agreement"] = agreement(cnn, ";".join(cnn_reasons), found, row.get("count_reason", ""))
     if by == "count" and counted:
-        found = [r for r in REASONS if str(row.get(r)) == "1"]
         decision, reasons = ("reject" if found else "keep"), found
     else:
-        decision = "reject" if p_reject >= threshold else "keep"
-        probs = {c: float(v) for k, v in row.items()
-                 if k.startswith("p_") and k != "p_reject" and (c := k[2:]) and v not in ("", None)}  # fmt: skip
-        leans = sorted(probs, key=lambda c: -probs[c])
-        reasons = [c for c in leans if probs[c] >= REASON_SHARE * p_reject]
-        if decision == "keep":
-            reasons = []
+        decision, reasons = cnn, cnn_reasons
     count = row.get("chromosome_count")
     borderline = (
         near > 0
         and counted
         and count not in (None, "")
-        and str(row.get("mixed")) != "1"
+        and not set(found) - {"too_few"}
         and min_chromosomes - near <= int(count) < min_chromosomes + near
     )
+    cnn_decides = by == "cnn" or not counted
     if (
-        (by == "cnn" and abs(p_reject - threshold) < band)
-        or (disagreements and str(row.get("agreement", "")).startswith("disagree"))
+        (cnn_decides and abs(p_reject - threshold) < band)
+        or (disagreements and str(out.get("agreement", "")).startswith("disagree"))
         or borderline
     ):
         decision = "review"
-    return {**row, "decision": decision, "reasons": ";".join(reasons)}
+    out.update(decision=decision, reasons=";".join(reasons))
+    return out
+
+
+def check_settling(by: str, band: float, near: int) -> None:
+    """Clear errors for `settle`'s settings."""
+    if by not in DECIDERS:
+        raise ValueError(f"decide by one of {DECIDERS}, not {by!r}")
+    if not 0 <= band < 0.5:
+        raise ValueError(f"the review band must be from 0 to 0.5, not {band}")
+    if near < 0:
+        raise ValueError(f"review near must be 0 or more, not {near}")
 
 
 def sort_into(row: dict, root: Path, *, link: bool = False) -> Path | None:

@@ -167,10 +167,12 @@ def classify_job(
 ) -> int:
     """Classify ``inputs`` into the results file ``out``; the exit code of ``metasift
     classify`` (0: all classified, 1: some could not be read). Pictures the evidence cannot
-    settle (``review_band``, ``review_disagreements``) get the decision ``review``; the CNN or
-    the count takes the decision (``decide_by``): `metasift.classify.settle`."""
-    from ..classify import Classifier, settle
+    settle (``review_band``, ``review_disagreements``, ``review_near``) get the decision
+    ``review``; the CNN or the count takes the decision (``decide_by``; ``auto``: the count
+    with the bundled model, else the model): `metasift.classify.settle`."""
+    from ..classify import Classifier, check_settling, settle
     from ..classify import sort_into as sort_copy
+    from ..models import default_model_dir
     from ..pipeline import Ledger, columns, heatmap_name, run, still_valid
 
     out = Path(out)
@@ -181,12 +183,18 @@ def classify_job(
         if not 0 <= threshold <= 1:
             raise ValueError("--threshold must be between 0 and 1")
         clf.threshold = threshold
-    if not 0 <= review_band < 0.5:
-        raise ValueError("--review-band must be from 0 to 0.5")
     if decide_by == "auto":  # a lab's own model decides; the bundled one defers to the count
-        decide_by = "count" if count and (model is None or str(model) == "default") else "cnn"
-    if review_near < 0:
-        raise ValueError("--review-near must be 0 or more")
+        bundled = clf.folder.resolve() == default_model_dir().resolve()
+        decide_by = "count" if count and bundled else "cnn"
+    if decide_by not in ("cnn", "count"):
+        raise ValueError(f"--decide-by must be auto, cnn or count, not {decide_by!r}")
+    check_settling(decide_by, review_band, review_near)
+    if review_band and decide_by == "count":
+        raise ValueError(
+            "--review-band is about the CNN's p_reject, and the count decides here (the "
+            "default with the bundled model): use --review-near or --review-disagreements, "
+            "or --decide-by cnn"
+        )
     for needs, flag in ((review_disagreements, "--review-disagreements"),
                         (review_near > 0, "--review-near"),
                         (decide_by == "count", "--decide-by count")):  # fmt: skip
@@ -226,7 +234,9 @@ def classify_job(
             ledger.add(row)
             if sort_into:
                 sort_copy(row, sort_into, link=link)
-            if explain and row["decision"] == "reject":
+            # heat maps show what the CNN looked at: for the pictures the CNN rejects
+            cnn_rejects = row["decision"] != "error" and float(row["p_reject"]) >= clf.threshold
+            if explain and row["decision"] in ("reject", "review") and cnn_rejects:
                 from ..explain import write_explanation
 
                 name = Path(heatmap_name(row["path"])).stem  # the overlay's name, marked

@@ -106,7 +106,8 @@ def changed(picture, review: dict | None) -> bool:
         return False
     decision = review.get("decision")
     machine = picture.decision if picture.decision in ("keep", "reject") else None
-    if machine is None and not picture.decision:  # a count run: its verdicts decide
+    if machine is None and picture.decision in ("", "review"):
+        # a count run: its verdicts decide; a row sent to review: what it leans to
         machine = "reject" if picture.reasons else "keep"
     if decision and decision != machine:
         return True

@@ -45,7 +45,7 @@ class Picture:
     id: int
     row: dict
     base: str  # the results' folder: a relative path not found from here is looked up there
-    decision: str = ""  # keep, reject, error; blank for a count run
+    decision: str = ""  # keep, reject, review, error; blank for a count run
     reasons: tuple[str, ...] = ()
     p_reject: float | None = None
     count: int | None = None

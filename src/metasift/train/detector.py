@@ -42,7 +42,7 @@ class DetectTrainConfig:
     real_share: float = 0.5  # share of crops from real pictures (when there are any)
     scale_jitter: float = 0.15  # each training picture's scale times 1 +- this (other optics)
     pretrained: str = "imagenet"  # the encoder starts from ImageNet (imagenet) or not (none)
-    init: str = ""  # a detector model folder to start from (fine-tuning), instead of pretrained
+    init: str = ""  # a detector model folder (or "default") to start from, instead of pretrained
     val_slides: str = ""  # comma-separated slides of a real set to validate on, not train on
     test_slides: str = ""  # comma-separated slides of a real set never read (held out)
     max_val: int = 24  # validation pictures counted after each epoch, at most (its time)
@@ -141,7 +141,7 @@ def _prepare(job) -> dict:
     centres = np.argwhere(targets[0] >= 0.999)
     return dict(
         path=str(target.image), image=small.astype(np.float16), targets=targets,
-        centres=centres, real=real, count=target.count, scale=scale,
+        centres=centres, real=real, count=target.count, scale=scale, set=str(folder),
     )  # fmt: skip
 
 
@@ -163,7 +163,7 @@ class CropSampler:
         sets: dict[str, list] = {}
         for p in pictures:
             if p["real"]:
-                sets.setdefault(str(Path(p["path"]).parent), []).append(p)
+                sets.setdefault(p["set"], []).append(p)
         self.real = list(sets.values())
         self.synthetic = [p for p in pictures if not p["real"]]
         self.config = config
@@ -439,6 +439,10 @@ def _init_weights(folder: str) -> dict:
 
     from ..models import read_config
 
+    if folder == "default":
+        from ..detect._infer import default_detector_dir
+
+        folder = str(default_detector_dir())
     read_config(folder, task="detect")  # a clear error for anything that is not a detector
     state = load_file(str(Path(folder) / "model.safetensors"))
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
