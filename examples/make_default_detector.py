@@ -105,7 +105,10 @@ def package(out: Path, folders: list[str]) -> None:
     config = DetectTrainConfig(
         val_slides=VAL_SLIDES, test_slides=f"{TEST_SLIDES},{GIEMSA_HELD_OUT}"
     )
-    val = prepare_all(list_pictures(folders, config)["val"], jitter=0.0, seed=0, workers=1)
+    width = json.loads((out / "config.json").read_text()).get("width", "plain")
+    val = prepare_all(
+        list_pictures(folders, config)["val"], jitter=0.0, seed=0, workers=1, width=width
+    )
     tune_decoding(out, val)
     TARGET.mkdir(exist_ok=True)
     for name in KEEP:

@@ -121,6 +121,26 @@ def test_each_chromosome_has_its_outline_centromere_and_score(tmp_path):
     assert (drawn[20 + band : 35 + band, 18:22] == (0, 190, 0)).all(-1).any()  # the outline
 
 
+def test_sister_chromatids_apart_measure_as_one_body():
+    """``bodies``: chromosomes whose two chromatids lie apart are as wide as both together;
+    solid ones measure as the counter measures them."""
+    from metasift.detect import measure_width
+
+    apart = np.ones((400, 400), np.float32)
+    solid = np.ones((400, 400), np.float32)
+    for k in range(30):
+        r, c = 30 + 55 * (k // 6), 20 + 60 * (k % 6)
+        apart[r : r + 40, c : c + 5] = 0.2  # two chromatids 5 pixels wide, 3 apart
+        apart[r : r + 40, c + 8 : c + 13] = 0.2
+        solid[r : r + 40, c : c + 12] = 0.2
+    body = measure_width(apart, "bodies")
+    assert body >= 1.35 * measure_width(apart)  # one chromatid's width is not the body's
+    assert abs(body - measure_width(solid)) <= 2  # about as wide as a solid one of that size
+    assert measure_width(solid, "bodies") == measure_width(solid)
+    with pytest.raises(ValueError, match="width must be"):
+        measure_width(solid, "middle")
+
+
 def test_a_nucleus_over_chromosomes_is_debris():
     fg = np.zeros((100, 100), np.float32)
     fg[40:47, 5:95] = 1  # a chromosome running under the nucleus, out on both sides

@@ -39,8 +39,9 @@ def test_training_writes_a_detector_folder(tiny_detector):
         assert (tiny_detector / name).is_file()
     with open(tiny_detector / "history.csv", newline="") as fh:
         assert [row["epoch"] for row in csv.DictReader(fh)] == ["1", "2"]  # resumed, not redone
-    trained_on = json.loads((tiny_detector / "config.json").read_text())["trained_on"]
-    assert trained_on["train"] == {"real": 0, "synthetic": 2}
+    meta = json.loads((tiny_detector / "config.json").read_text())
+    assert meta["trained_on"]["train"] == {"real": 0, "synthetic": 2}
+    assert meta["width"] == "plain"  # inference measures the width as training did
 
 
 def test_a_detector_folder_is_not_a_classifier(tiny_detector):
@@ -89,6 +90,8 @@ def test_settings_are_checked():
         DetectTrainConfig(crop=100)
     with pytest.raises(ValueError, match="real_share"):
         DetectTrainConfig(real_share=2)
+    with pytest.raises(ValueError, match="width must be"):
+        DetectTrainConfig(width="middle")
 
 
 def test_the_detector_counts_for_the_pipeline(tiny_detector):

@@ -47,6 +47,12 @@ def add_parsers(sub) -> None:
         opt.add_argument(flag, type=kind)
     opt.add_argument("--pretrained", choices=("imagenet", "none"))
     opt.add_argument("--init", metavar="MODEL_DIR", help="start from this detector (fine-tune)")
+    opt.add_argument(
+        "--width",
+        choices=("plain", "bodies"),
+        help="chromosome width: as the counter measures it, or whole bodies where sister "
+        "chromatids lie apart (metasift.detect.measure_width)",
+    )
     opt.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.set_defaults(handler=_train_detector)
 
@@ -56,7 +62,7 @@ def _train_detector(args) -> int:
 
     names = (
         "epochs steps batch_size crop lr lr_decay real_share scale_jitter max_val seed workers "
-        "max_steps pretrained init device val_slides test_slides"
+        "max_steps pretrained init width device val_slides test_slides"
     ).split()
     config = DetectTrainConfig.resolve(args.config, **{k: getattr(args, k) for k in names})
     train_detector(args.data, args.out, config, resume=args.resume)

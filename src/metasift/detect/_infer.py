@@ -72,7 +72,7 @@ class Detector:
         """Chromosomes, nuclei and debris of a canonical picture (dark on light, [0, 1])."""
         if image.ndim != 2:
             raise ValueError(f"a canonical picture is 2-D (grey), not of shape {image.shape}")
-        scale = scale_for(image.shape, measure_width(image))
+        scale = scale_for(image.shape, measure_width(image, self.config.get("width", "plain")))
         decoded = decode(self.probabilities(resized(image, scale)), self.decode_config)
         found = findings(decoded, scale, min_chromosomes=min_chromosomes)
         return Detection(found, decoded, scale, decoded.count_sd)

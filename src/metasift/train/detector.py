@@ -43,6 +43,7 @@ class DetectTrainConfig:
     scale_jitter: float = 0.15  # each training picture's scale times 1 +- this (other optics)
     pretrained: str = "imagenet"  # the encoder starts from ImageNet (imagenet) or not (none)
     init: str = ""  # a detector model folder (or "default") to start from, instead of pretrained
+    width: str = "plain"  # how the chromosome width is measured (detect.WIDTHS; config "width")
     val_slides: str = ""  # comma-separated slides of a real set to validate on, not train on
     test_slides: str = ""  # comma-separated slides of a real set never read (held out)
     max_val: int = 24  # validation pictures counted after each epoch, at most (its time)
@@ -62,6 +63,8 @@ class DetectTrainConfig:
             raise ValueError("need 0 <= real_share <= 1 and 0 <= scale_jitter < 0.5")
         if self.pretrained not in ("imagenet", "none"):
             raise ValueError(f"pretrained must be imagenet or none, not {self.pretrained!r}")
+        if self.width not in ("plain", "bodies"):
+            raise ValueError(f"width must be plain or bodies, not {self.width!r}")
 
     @classmethod
     def resolve(cls, file: str | os.PathLike | None = None, **overrides):
@@ -132,10 +135,10 @@ def _prepare(job) -> dict:
     from ..detect._targets import encode, measure_width, resized, scale_for
     from ..io import read_image
 
-    folder, index, real, jitter = job
+    folder, index, real, jitter, width = job
     target = target_of(folder, index)
     image, _ = read_image(target.image)
-    scale = scale_for(image.shape, measure_width(image)) * jitter
+    scale = scale_for(image.shape, measure_width(image, width)) * jitter
     small = resized(image, scale)
     targets = encode(target.instances, target.classes, scale, small.shape, full=not real)
     centres = np.argwhere(targets[0] >= 0.999)
@@ -145,9 +148,11 @@ def _prepare(job) -> dict:
     )  # fmt: skip
 
 
-def prepare_all(items, *, jitter: float, seed: int, workers: int) -> list[dict]:
+def prepare_all(
+    items, *, jitter: float, seed: int, workers: int, width: str = "plain"
+) -> list[dict]:
     rng = np.random.default_rng(seed)
-    jobs = [(f, i, real, 1 + rng.uniform(-jitter, jitter)) for f, i, real in items]
+    jobs = [(f, i, real, 1 + rng.uniform(-jitter, jitter), width) for f, i, real in items]
     if workers <= 1 or len(jobs) < 4:
         return [_prepare(j) for j in jobs]
     with ProcessPoolExecutor(workers) as pool:
@@ -318,15 +323,16 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
         raise ValueError(f"{', '.join(map(str, folders))}: no pictures to train on")
     log(f"preparing {len(split['train'])} training and {len(split['val'])} validation pictures")
     pictures = prepare_all(
-        split["train"], jitter=config.scale_jitter, seed=config.seed, workers=workers
-    )
+        split["train"], jitter=config.scale_jitter, seed=config.seed, workers=workers,
+        width=config.width,
+    )  # fmt: skip
     rng = np.random.default_rng(config.seed)
     val_items = split["val"]
     if len(val_items) > config.max_val:
         val_items = [
             val_items[i] for i in sorted(rng.choice(len(val_items), config.max_val, replace=False))
         ]
-    val = prepare_all(val_items, jitter=0.0, seed=config.seed, workers=workers)
+    val = prepare_all(val_items, jitter=0.0, seed=config.seed, workers=workers, width=config.width)
     sampler = CropSampler(pictures, config)
     torch.manual_seed(config.seed)
     net = build_net(config.pretrained == "imagenet" and not config.init).to(device)
@@ -413,6 +419,7 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
         mean=[0.0],
         std=[1.0],
         target_width=TARGET_WIDTH,
+        width=config.width,
         preprocessing="metasift.io.read_image (grey, dark on light, [0, 1]); resized so a "
         "chromosome (width measured as metasift count does) is target_width pixels wide; "
         "stretched from its 0.5th to 99.5th percentile to [0, 1]; padded with 1 to a multiple "
