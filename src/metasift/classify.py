@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .criteria import MIN_CHROMOSOMES
 from .models import ModelFolderError, read_config, read_threshold, resolve
 
 BACKENDS = ("onnx", "torch")
@@ -114,6 +115,14 @@ def reason_classes(classes) -> list[str]:
     return [c for c in classes[1:] if c != "reject"]
 
 
+def leaning(probs: dict[str, float], p_reject: float) -> list[str]:
+    """The reject classes a rejection names, most probable first: those holding at least
+    ``REASON_SHARE`` of p_reject."""
+    return [
+        c for c in sorted(probs, key=lambda c: -probs[c]) if probs[c] >= REASON_SHARE * p_reject
+    ]
+
+
 def decide(p: np.ndarray, classes, threshold: float) -> dict:
     """Keep or reject from class probabilities, with the reasons behind a rejection (none
     from a keep/reject model: it cannot say why)."""
@@ -124,8 +133,7 @@ def decide(p: np.ndarray, classes, threshold: float) -> dict:
     }
     reasons = []
     if row["decision"] == "reject" and len(classes) > 2:
-        order = np.argsort(-p[1:])
-        reasons = [classes[1 + i] for i in order if p[1 + i] >= REASON_SHARE * p_reject]
+        reasons = leaning({c: float(p[i]) for i, c in enumerate(classes[1:], 1)}, p_reject)
     row["reasons"] = ";".join(reasons)
     for i, c in enumerate(classes[1:], 1):
         if c in reason_classes(classes):
@@ -144,7 +152,7 @@ def settle(
     band: float = 0.0,
     disagreements: bool = False,
     near: int = 0,
-    min_chromosomes: int = 40,
+    min_chromosomes: int = MIN_CHROMOSOMES,
 ) -> dict:
     """``row`` with its decision, reasons and agreement taken again from its evidence, by the
     CNN (``cnn``: p_reject at ``threshold``, reasons from its class probabilities, as
@@ -165,10 +173,7 @@ def settle(
     cnn = "reject" if p_reject >= threshold else "keep"
     probs = {c: float(v) for k, v in row.items()
              if k.startswith("p_") and k != "p_reject" and (c := k[2:]) and v not in ("", None)}  # fmt: skip
-    leans = sorted(probs, key=lambda c: -probs[c])
-    cnn_reasons = (
-        [c for c in leans if probs[c] >= REASON_SHARE * p_reject] if cnn == "reject" else []
-    )
+    cnn_reasons = leaning(probs, p_reject) if cnn == "reject" else []
     counted = row.get("agreement") not in (None, "", "no count")
     out = {**row}
     found = [r for r in REASONS if str(row.get(r)) == "1"]

@@ -90,3 +90,34 @@ def agreement(
         return f"disagree: CNN keeps, count finds {', '.join(found)} ({count_reason})"
     why = f" ({', '.join(cnn)})" if cnn else ""
     return f"disagree: CNN rejects{why}, count finds no problem ({count_reason})"
+
+
+def spreads(centres, half: float) -> list:
+    """The chromosomes (indices into ``centres``, (row, column) in pixels where a chromosome
+    is ``2 * half`` wide) of each spread, largest first, as the counter and the detector group
+    them. Single linkage cut at three times the typical distance between neighbouring
+    chromosomes and at least 20 half-widths; groups too small to be a spread (a few stray
+    chromosomes) join the nearest spread."""
+    import numpy as np
+
+    everything = [np.arange(len(centres))]
+    if len(centres) < 2:
+        return everything
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial import cKDTree
+
+    nn = cKDTree(centres).query(centres, k=2)[0][:, 1]
+    gap = max(3.0 * float(np.median(nn)), 20 * half)
+    labels = fcluster(linkage(centres, "single"), gap, criterion="distance")
+    groups = {g: np.flatnonzero(labels == g) for g in np.unique(labels)}
+    big = [g for g, idx in groups.items() if len(idx) >= max(8, 0.2 * len(centres))]
+    if not big:
+        return everything
+    members = {g: [groups[g]] for g in big}
+    middles = {g: centres[groups[g]].mean(0) for g in big}
+    for g, idx in groups.items():
+        if g not in members:
+            home = min(big, key=lambda b: np.linalg.norm(centres[idx].mean(0) - middles[b]))
+            members[home].append(idx)
+    grouped = [np.sort(np.concatenate(parts)) for parts in members.values()]
+    return sorted(grouped, key=len, reverse=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..criteria import in_words, verdicts
+from ..criteria import in_words, spreads, verdicts
 from ..objects import Chromosome, Debris, Findings, Nucleus, Spread
 from ._config import CountConfig
 
@@ -151,7 +151,7 @@ def count_chromosomes(
         result.reason = f"no chromosomes found (0 < {min_chromosomes})"
         return result
     points = np.array(centres, float)
-    result.spreads = [_spread(points, m, half, image.shape) for m in _spreads(points, half)]
+    result.spreads = [_spread(points, m, half, image.shape) for m in spreads(points, half)]
     main = result.chromosomes_per_spread
     result.verdicts = verdicts(main, len(over), min_chromosomes=min_chromosomes)
     result.reason = in_words(main, len(over), result.verdicts, min_chromosomes=min_chromosomes)
@@ -413,33 +413,6 @@ def _apart(objects: list[Chromosome], stray: float) -> tuple[list, list]:
     dist = cKDTree(middles).query(middles, k=3)[0]
     apart = dist[:, 2] > stray * float(np.median(dist[:, 1]))
     return [o for o, a in zip(objects, apart) if not a], [o for o, a in zip(objects, apart) if a]
-
-
-def _spreads(centres: np.ndarray, half: float) -> list[np.ndarray]:
-    """The chromosomes (indices into ``centres``) of each spread, largest first. Single
-    linkage cut at a gap several times the typical distance between neighbouring chromosomes;
-    groups too small to be a spread (a few stray chromosomes) join the nearest spread."""
-    everything = [np.arange(len(centres))]
-    if len(centres) < 2:
-        return everything
-    from scipy.cluster.hierarchy import fcluster, linkage
-    from scipy.spatial import cKDTree
-
-    nn = cKDTree(centres).query(centres, k=2)[0][:, 1]
-    gap = max(3.0 * float(np.median(nn)), 20 * half)
-    labels = fcluster(linkage(centres, "single"), gap, criterion="distance")
-    groups = {g: np.flatnonzero(labels == g) for g in np.unique(labels)}
-    big = [g for g, idx in groups.items() if len(idx) >= max(8, 0.2 * len(centres))]
-    if not big:
-        return everything
-    members = {g: [groups[g]] for g in big}
-    middles = {g: centres[groups[g]].mean(0) for g in big}
-    for g, idx in groups.items():
-        if g not in members:
-            home = min(big, key=lambda b: np.linalg.norm(centres[idx].mean(0) - middles[b]))
-            members[home].append(idx)
-    spreads = [np.sort(np.concatenate(parts)) for parts in members.values()]
-    return sorted(spreads, key=len, reverse=True)
 
 
 def _spread(centres: np.ndarray, members: np.ndarray, half: float, shape) -> Spread:

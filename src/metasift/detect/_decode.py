@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..criteria import MIN_CHROMOSOMES, in_words, verdicts
+from ..criteria import MIN_CHROMOSOMES, in_words, spreads, verdicts
 from ..objects import Chromosome, Debris, Findings, Nucleus, Spread
 from ._net import OUTPUTS
 from ._targets import TARGET_WIDTH
@@ -189,7 +189,7 @@ def findings(decoded: Decoded, scale: float, *, min_chromosomes: int = MIN_CHROM
         seen = f", {result.nuclei_count} nuclei" if result.nuclei else ""
         result.reason = f"no chromosomes found{seen} (0 < {min_chromosomes})"
         return result
-    groups = spreads(decoded.centres)
+    groups = spreads(decoded.centres, TARGET_WIDTH / 2)
     main = [len(g) for g in groups]
     result.spreads = [Spread(len(g), _centre_box(decoded.centres[g], inv)) for g in groups]
     result.verdicts = verdicts(main, len(over), min_chromosomes=min_chromosomes)
@@ -199,32 +199,6 @@ def findings(decoded: Decoded, scale: float, *, min_chromosomes: int = MIN_CHROM
         main, len(over), result.verdicts, min_chromosomes=min_chromosomes, count=count
     )
     return result
-
-
-def spreads(centres: np.ndarray) -> list[np.ndarray]:
-    """The chromosomes (indices into ``centres``, at the input's scale) of each spread, largest
-    first: single linkage cut at three times the typical gap between neighbours and at least
-    20 half-widths (the counter's rule); groups too small to be a spread join the nearest."""
-    everything = [np.arange(len(centres))]
-    if len(centres) < 2:
-        return everything
-    from scipy.cluster.hierarchy import fcluster, linkage
-    from scipy.spatial import cKDTree
-
-    nn = cKDTree(centres).query(centres, k=2)[0][:, 1]
-    gap = max(3.0 * float(np.median(nn)), 10 * TARGET_WIDTH)
-    labels = fcluster(linkage(centres, "single"), gap, criterion="distance")
-    groups = [np.flatnonzero(labels == g) for g in np.unique(labels)]
-    big = [g for g in groups if len(g) >= max(8, 0.2 * len(centres))]
-    if not big:
-        return everything
-    members = [[g] for g in big]
-    middles = np.array([centres[g].mean(0) for g in big])
-    for g in groups:
-        if not any(g is b for b in big):
-            home = int(np.argmin(np.linalg.norm(middles - centres[g].mean(0), axis=1)))
-            members[home].append(g)
-    return sorted((np.sort(np.concatenate(m)) for m in members), key=len, reverse=True)
 
 
 def _outline(own: np.ndarray, sl, inv: float) -> list[tuple[float, float]]:

@@ -67,6 +67,19 @@ def progress_line(epoch: int, epochs: int, start: float):
     return show
 
 
+def model_folder(out, resume: bool) -> Path:
+    """Make the training's output folder ``out`` (a new or empty one, or with ``resume`` one
+    holding a checkpoint) and return its checkpoint's path."""
+    out = Path(out)
+    checkpoint = out / "checkpoint.pt"
+    if resume and not checkpoint.is_file():
+        raise FileNotFoundError(f"{checkpoint}: nothing to resume")
+    if not resume and out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty; choose a new folder or pass --resume")
+    out.mkdir(parents=True, exist_ok=True)
+    return checkpoint
+
+
 def save_checkpoint(path: Path, model, optimiser, schedule, state, config) -> None:
     import torch
 
@@ -81,6 +94,15 @@ def save_checkpoint(path: Path, model, optimiser, schedule, state, config) -> No
             ),
             tmp,
         )
+
+
+def restore(saved: dict, model, optimiser, schedule) -> dict:
+    """Load a checkpoint written by `save_checkpoint` into the model, optimiser and schedule;
+    returns the training state it holds (epoch, best score, history)."""
+    model.load_state_dict(saved["model"])
+    optimiser.load_state_dict(saved["optimiser"])
+    schedule.load_state_dict(saved["schedule"])
+    return saved["state"]
 
 
 def end_epoch(out: Path, model, optimiser, schedule, state: dict, config, epoch: int, score):

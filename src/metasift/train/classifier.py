@@ -19,7 +19,7 @@ from .. import __version__
 from ..data import SPLITS, ArrayDataset, discover, load_resized
 from ..models import ARCHS, build_model, export_onnx, make_config, write_json
 from ._config import TrainConfig
-from ._engine import end_epoch, progress_line, train_one_epoch
+from ._engine import end_epoch, model_folder, progress_line, restore, train_one_epoch
 from ._outputs import write_yaml
 
 
@@ -34,13 +34,7 @@ def train(
     """Train on ``data`` and write the model folder ``out``; returns the config.json dict."""
     import torch
 
-    out = Path(out)
-    checkpoint = out / "checkpoint.pt"
-    if resume and not checkpoint.is_file():
-        raise FileNotFoundError(f"{checkpoint}: nothing to resume")
-    if not resume and out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out} is not empty; choose a new folder or pass --resume")
-    out.mkdir(parents=True, exist_ok=True)
+    out, checkpoint = Path(out), model_folder(out, resume)
 
     dataset = discover(data, seed=config.seed)
     for split in ("train", "val"):
@@ -101,10 +95,7 @@ def train(
                 f"{checkpoint}: was made with other settings; resume with the same ones "
                 "(only --epochs and --target-sensitivity may change)"
             )
-        model.load_state_dict(saved["model"])
-        optimiser.load_state_dict(saved["optimiser"])
-        schedule.load_state_dict(saved["schedule"])
-        state = saved["state"]
+        state = restore(saved, model, optimiser, schedule)
         log(f"resuming after epoch {state['epoch']}")
     write_yaml(out / "config.yaml", asdict(config))
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import __version__
 from ..models import make_config, write_json
-from ._engine import end_epoch, progress_line
+from ._engine import end_epoch, model_folder, progress_line, restore
 from ._outputs import write_yaml
 
 
@@ -305,13 +305,7 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
     from ..detect._net import ARCH, OUTPUTS, build_net, export_onnx
     from ..detect._targets import TARGET_WIDTH
 
-    out = Path(out)
-    checkpoint = out / "checkpoint.pt"
-    if resume and not checkpoint.is_file():
-        raise FileNotFoundError(f"{checkpoint}: nothing to resume")
-    if not resume and out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out} is not empty; choose a new folder or pass --resume")
-    out.mkdir(parents=True, exist_ok=True)
+    out, checkpoint = Path(out), model_folder(out, resume)
     device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu")
         if config.device == "auto"
@@ -350,10 +344,7 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
             raise ValueError(
                 f"{checkpoint}: was made with other settings; resume with the same ones"
             )
-        net.load_state_dict(saved["model"])
-        optimiser.load_state_dict(saved["optimiser"])
-        schedule.load_state_dict(saved["schedule"])
-        state = saved["state"]
+        state = restore(saved, net, optimiser, schedule)
         log(f"resuming after epoch {state['epoch']}")
     write_yaml(out / "config.yaml", asdict(config))
 
