@@ -110,6 +110,7 @@ def test_each_chromosome_has_its_outline_centromere_and_score(tmp_path):
     rows, cols = np.array(first.outline).T
     assert 18 <= rows.min() <= 21 and 32 <= rows.max() <= 35  # rows 10-16 of the input, x 2
     assert 18 <= cols.min() <= 21 and 78 <= cols.max() <= 81
+    assert len(first.outline) <= 12  # a rectangle's corners, its straight sides left out
     assert first.centromeres == [(26.0, 60.0)] and second.centromeres == []
     assert first.score == pytest.approx(1.0, abs=0.01)
     picture = np.ones((120, 120), np.float32)

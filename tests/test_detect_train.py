@@ -164,3 +164,30 @@ def test_a_picture_without_a_slide_is_held_out_by_its_image(tmp_path):
     assert split == {"train": [(str(tmp_path), 0, True)], "val": []}
     split = list_pictures([tmp_path], DetectTrainConfig(val_slides="a.png"))
     assert split == {"train": [(str(tmp_path), 1, True)], "val": [(str(tmp_path), 0, True)]}
+
+
+def test_averaged_weights_resume_and_keep_the_decoding(tiny_detector, tmp_path):
+    """--ema: the saved model is the average, a resumed run ends where an unbroken one does;
+    without validation pictures a fine-tuned detector decodes as the one it started from."""
+    from safetensors.torch import load_file
+
+    from metasift.train.detector import DetectTrainConfig, train_detector
+
+    def run(out, epochs, resume=False):
+        config = DetectTrainConfig(epochs=epochs, steps=2, batch_size=2, crop=64, lr=1e-3,
+                                   ema=0.9, init=str(tiny_detector), workers=1)  # fmt: skip
+        return train_detector([tiny_detector.parent / "train"], out, config, resume=resume,
+                              log=lambda *_: None)  # fmt: skip
+
+    whole = run(tmp_path / "whole", 2)
+    run(tmp_path / "broken", 1)
+    run(tmp_path / "broken", 2, resume=True)
+    a = load_file(str(tmp_path / "whole" / "model.safetensors"))
+    b = load_file(str(tmp_path / "broken" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    saved = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)
+    name = next(k for k, v in a.items() if v.is_floating_point() and v.numel() > 100)
+    assert not torch.equal(saved["model"][name], a[name])  # the average, not the last step
+    started = json.loads((tiny_detector / "config.json").read_text())["decode"]
+    assert whole["decode"] == started
+    assert json.loads((tmp_path / "whole" / "config.json").read_text())["decode"] == started

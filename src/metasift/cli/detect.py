@@ -39,6 +39,7 @@ def add_parsers(sub) -> None:
         ("--lr-decay", float),
         ("--real-share", float),
         ("--scale-jitter", float),
+        ("--ema", float),
         ("--max-val", int),
         ("--seed", int),
         ("--workers", int),
@@ -61,7 +62,7 @@ def _train_detector(args) -> int:
     from ..train.detector import DetectTrainConfig, train_detector
 
     names = (
-        "epochs steps batch_size crop lr lr_decay real_share scale_jitter max_val seed workers "
+        "epochs steps batch_size crop lr lr_decay real_share scale_jitter ema max_val seed workers "
         "max_steps pretrained init width device val_slides test_slides"
     ).split()
     config = DetectTrainConfig.resolve(args.config, **{k: getattr(args, k) for k in names})

@@ -64,10 +64,12 @@ class Decoded:
 def local_peaks(heat: np.ndarray, low: float, size: int = 3) -> np.ndarray:
     """(row, column, height) of the local maxima of ``heat`` above ``low`` (plateaux: once)."""
     top = (heat == ndi.maximum_filter(heat, size)) & (heat > low)
-    labels, n = ndi.label(top)
-    if n == 0:
+    at = np.argwhere(top)
+    if len(at) == 0:
         return np.zeros((0, 3))
-    at = np.array(ndi.center_of_mass(top, labels, np.arange(1, n + 1))).round().astype(int)
+    labels, n = ndi.label(top)
+    if n < len(at):  # a plateau: its centre, once
+        at = np.array(ndi.center_of_mass(top, labels, np.arange(1, n + 1))).round().astype(int)
     return np.column_stack([at, heat[at[:, 0], at[:, 1]]])
 
 
@@ -92,7 +94,7 @@ def decode(probs: np.ndarray, config: DecodeConfig | None = None) -> Decoded:
     orphans, n = ndi.label(inner & (instances == 0))
     centres, scores = list(sure[:, :2]), list(sure[:, 2])
     if n:
-        areas = ndi.sum_labels(np.ones_like(orphans), orphans, np.arange(1, n + 1))
+        areas = _areas(orphans, n)
         for k in np.flatnonzero(areas >= cfg.orphan_area * unit) + 1:
             own = orphans == k
             instances[own] = len(centres) + 1
@@ -101,8 +103,7 @@ def decode(probs: np.ndarray, config: DecodeConfig | None = None) -> Decoded:
     # slivers: a marker whose region is tiny (a second peak on one chromosome's end)
     count = len(centres)
     if count:
-        areas = ndi.sum_labels(np.ones_like(instances), instances, np.arange(1, count + 1))
-        keep = areas >= cfg.min_area * unit
+        keep = _areas(instances, count) >= cfg.min_area * unit
         relabel = np.zeros(count + 1, np.int32)
         relabel[1:][keep] = np.arange(1, keep.sum() + 1)
         instances = relabel[instances]
@@ -121,24 +122,36 @@ def decode(probs: np.ndarray, config: DecodeConfig | None = None) -> Decoded:
     )
 
 
+def _areas(labels: np.ndarray, n: int) -> np.ndarray:
+    """Pixels of each label 1..n."""
+    return np.bincount(labels.ravel(), minlength=n + 1)[1 : n + 1]
+
+
 def _pieces(mask: np.ndarray, min_area: float) -> np.ndarray:
     labels, n = ndi.label(mask)
     if n == 0:
         return labels
-    areas = ndi.sum_labels(mask, labels, np.arange(1, n + 1))
     keep = np.zeros(n + 1, bool)
-    keep[1:] = areas >= min_area
+    keep[1:] = _areas(labels, n) >= min_area
     labels, _ = ndi.label(keep[labels])
     return labels
 
 
 def _centromeres(heat: np.ndarray, instances: np.ndarray) -> list:
-    """The centromere heat map's highest point in each chromosome (None when below 0.3)."""
+    """The centromere heat map's highest point in each chromosome (None when below 0.3; of
+    equal heights, the first in raster order)."""
     n = int(instances.max())
     if n == 0:
         return []
-    best = ndi.maximum_position(heat, instances, np.arange(1, n + 1))
-    return [tuple(map(float, p)) if heat[p] >= 0.3 else None for p in best]
+    where = np.flatnonzero(instances)
+    labels, values = instances.ravel()[where], heat.ravel()[where]
+    order = np.lexsort((-values, labels))  # by label, then highest first (stable: raster)
+    firsts = order[np.r_[0, np.flatnonzero(np.diff(labels[order])) + 1]]
+    best = {int(labels[i]): divmod(int(where[i]), heat.shape[1]) for i in firsts}
+    return [
+        tuple(map(float, best[k])) if k in best and heat[best[k]] >= 0.3 else None
+        for k in range(1, n + 1)
+    ]
 
 
 def findings(decoded: Decoded, scale: float, *, min_chromosomes: int = MIN_CHROMOSOMES) -> Findings:
@@ -204,14 +217,17 @@ def findings(decoded: Decoded, scale: float, *, min_chromosomes: int = MIN_CHROM
 def _outline(own: np.ndarray, sl, inv: float) -> list[tuple[float, float]]:
     """The polygon around one instance (its longest contour, simplified to about a pixel of
     the network's input), in full-picture (row, column)."""
-    from skimage.measure import approximate_polygon, find_contours
+    from skimage.measure import find_contours
 
     contours = find_contours(np.pad(own, 1).astype(np.float32), 0.5)
     if not contours:
         return []
-    line = approximate_polygon(max(contours, key=len), tolerance=0.5) - 1
-    return [(round((r + sl[0].start + 0.5) * inv, 1), round((c + sl[1].start + 0.5) * inv, 1))
-            for r, c in line]  # fmt: skip
+    line = max(contours, key=len)
+    step = np.diff(line, axis=0, prepend=line[-2:-1])  # a closed contour: last point = first
+    turns = np.any(np.abs(np.diff(step, axis=0, append=step[1:2])) > 1e-9, axis=1)
+    line = line[turns] if turns.sum() >= 3 else line  # the corners: straight runs say nothing
+    at = (line - 1 + 0.5 + (sl[0].start, sl[1].start)) * inv
+    return [tuple(p) for p in np.round(at, 1).tolist()]
 
 
 def _centre_box(centres: np.ndarray, inv: float) -> tuple[int, int, int, int]:

@@ -80,40 +80,46 @@ def model_folder(out, resume: bool) -> Path:
     return checkpoint
 
 
-def save_checkpoint(path: Path, model, optimiser, schedule, state, config) -> None:
+def save_checkpoint(path: Path, model, optimiser, schedule, state, config, averaged=None) -> None:
     import torch
 
+    saved = dict(
+        model=model.state_dict(),
+        optimiser=optimiser.state_dict(),
+        schedule=schedule.state_dict(),
+        state=state,
+        config=asdict(config),
+    )
+    if averaged is not None:
+        saved["averaged"] = averaged.state_dict()
     with atomic_path(path) as tmp:
-        torch.save(
-            dict(
-                model=model.state_dict(),
-                optimiser=optimiser.state_dict(),
-                schedule=schedule.state_dict(),
-                state=state,
-                config=asdict(config),
-            ),
-            tmp,
-        )
+        torch.save(saved, tmp)
 
 
-def restore(saved: dict, model, optimiser, schedule) -> dict:
-    """Load a checkpoint written by `save_checkpoint` into the model, optimiser and schedule;
-    returns the training state it holds (epoch, best score, history)."""
+def restore(saved: dict, model, optimiser, schedule, averaged=None) -> dict:
+    """Load a checkpoint written by `save_checkpoint` into the model, optimiser and schedule
+    (and the averaged weights, when the run keeps them); returns the training state it holds
+    (epoch, best score, history)."""
     model.load_state_dict(saved["model"])
     optimiser.load_state_dict(saved["optimiser"])
     schedule.load_state_dict(saved["schedule"])
+    if averaged is not None:
+        averaged.load_state_dict(saved["averaged"])
     return saved["state"]
 
 
-def end_epoch(out: Path, model, optimiser, schedule, state: dict, config, epoch: int, score):
-    """After each epoch: keep the weights when ``score`` is the lowest yet (model.safetensors),
-    then the checkpoint a run resumes from and the history with its curves."""
+def end_epoch(
+    out: Path, model, optimiser, schedule, state: dict, config, epoch: int, score, averaged=None
+):
+    """After each epoch: keep the weights when ``score`` is the lowest yet (model.safetensors;
+    the ``averaged`` model's when there is one), then the checkpoint a run resumes from and the
+    history with its curves."""
     from ..models import save_weights
     from ._outputs import write_history
 
     if not score >= state["best_loss"]:  # a NaN score is never "the best" over a real one
         state["best_loss"], state["best_epoch"] = score, epoch
-        save_weights(model, out)
+        save_weights(averaged if averaged is not None else model, out)
     state["epoch"] = epoch
-    save_checkpoint(out / "checkpoint.pt", model, optimiser, schedule, state, config)
+    save_checkpoint(out / "checkpoint.pt", model, optimiser, schedule, state, config, averaged)
     write_history(out, state["history"])

@@ -14,6 +14,7 @@ model.onnx.
 
 from __future__ import annotations
 
+import copy
 import csv
 import itertools
 import os
@@ -47,6 +48,8 @@ class DetectTrainConfig:
     val_slides: str = ""  # comma-separated slides of a real set to validate on, not train on
     test_slides: str = ""  # comma-separated slides of a real set never read (held out)
     max_val: int = 24  # validation pictures counted after each epoch, at most (its time)
+    ema: float = 0.0  # weights averaged over the steps with this decay (e.g. 0.998; 0: off);
+    # validation and the saved model use the average (steadier than the last step's weights)
     seed: int = 0  # crops, augmentation and initialisation
     workers: int = -1  # processes preparing the pictures; -1: all cores
     max_steps: int = 0  # stop each epoch after this many batches (0: `steps`); smoke tests
@@ -63,6 +66,8 @@ class DetectTrainConfig:
             raise ValueError("need 0 <= real_share <= 1 and 0 <= scale_jitter < 0.5")
         if self.pretrained not in ("imagenet", "none"):
             raise ValueError(f"pretrained must be imagenet or none, not {self.pretrained!r}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema must be 0 (off) or a decay below 1, not {self.ema}")
         if self.width not in ("plain", "bodies"):
             raise ValueError(f"width must be plain or bodies, not {self.width!r}")
 
@@ -335,6 +340,7 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
         log(f"starting from the detector in {config.init}")
     optimiser = torch.optim.Adam(net.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=config.lr_decay)
+    averaged = copy.deepcopy(net).eval().requires_grad_(False) if config.ema else None
     state = dict(epoch=0, best_loss=float("inf"), best_epoch=0, history=[], val_mae=[])
     if resume:
         saved = torch.load(checkpoint, map_location=device, weights_only=True)
@@ -344,7 +350,7 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
             raise ValueError(
                 f"{checkpoint}: was made with other settings; resume with the same ones"
             )
-        state = restore(saved, net, optimiser, schedule)
+        state = restore(saved, net, optimiser, schedule, averaged)
         log(f"resuming after epoch {state['epoch']}")
     write_yaml(out / "config.yaml", asdict(config))
 
@@ -363,10 +369,13 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
+            if averaged is not None:
+                _average(averaged, net, config.ema, (epoch - 1) * steps + step)
             loss_sum, acc_sum = loss_sum + loss.item(), acc_sum + acc
             show(step, steps, loss_sum / step, acc_sum / step, step * config.batch_size)
+        judged = averaged if averaged is not None else net
         figures = (
-            validate(net, val, device)
+            validate(judged, val, device)
             if val
             else dict(loss=float("nan"), mae=float("nan"), within2=float("nan"))
         )
@@ -388,7 +397,7 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
         # the lowest validation loss, as the classifier; the count error at fixed decoding
         # settings swings with the heat map's calibration, which tune_decoding then fixes
         score = figures["loss"] if val else -epoch  # without validation: the last epoch
-        end_epoch(out, net, optimiser, schedule, state, config, epoch, score)
+        end_epoch(out, net, optimiser, schedule, state, config, epoch, score, averaged)
 
     from safetensors.torch import load_file
 
@@ -428,20 +437,45 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
     log(f"model folder {out}: best epoch {state['best_epoch']}; ONNX matches PyTorch to {diff:.1e}")
     if val:
         meta["decode"] = tune_decoding(out, val, log=log)
+    elif config.init and "decode" in _init_config(config.init):
+        # nothing to choose the decoding on: the settings of the detector it started from
+        meta["decode"] = _init_config(config.init)["decode"]
+        write_json(out / "config.json", meta)
+        log(f"no validation pictures: decoding as {config.init} does ({meta['decode']})")
     return meta
+
+
+def _average(averaged, net, decay: float, step: int) -> None:
+    """One step of the exponential moving average of the weights (and batch-norm statistics),
+    its decay warming up from 0.1 so that the first steps are not held at the start."""
+    import torch
+
+    decay = min(decay, (1 + step) / (10 + step))
+    with torch.no_grad():
+        for a, b in zip(averaged.state_dict().values(), net.state_dict().values(), strict=True):
+            if a.is_floating_point():
+                a.mul_(decay).add_(b, alpha=1 - decay)
+            else:
+                a.copy_(b)
+
+
+def _init_config(folder: str) -> dict:
+    """The config.json of the detector model folder ``folder`` ("default": the bundled one)."""
+    from ..detect._infer import default_detector_dir
+    from ..models import read_config
+
+    return read_config(default_detector_dir() if folder == "default" else folder, task="detect")
 
 
 def _init_weights(folder: str) -> dict:
     """The weights of a detector model folder (float16 ones as float32), to fine-tune."""
     from safetensors.torch import load_file
 
-    from ..models import read_config
-
     if folder == "default":
         from ..detect._infer import default_detector_dir
 
         folder = str(default_detector_dir())
-    read_config(folder, task="detect")  # a clear error for anything that is not a detector
+    _init_config(folder)  # a clear error for anything that is not a detector
     state = load_file(str(Path(folder) / "model.safetensors"))
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
