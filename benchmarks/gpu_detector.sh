@@ -10,7 +10,8 @@
 # REAL_DIR holds mfish-dev/ and giemsa-dev/ (copy ../shared/data's into an ignored folder of the
 # checkout, e.g. build/real, and name it in the device tool's carry). Settings from the
 # environment: PYTHON (python3), DEADLINE_S (seconds the whole script may take, 540), N_TRAIN
-# (synthetic pictures per stain, 1000), EPOCHS (30), STEPS (100), BATCH (16), DEVICE (auto).
+# (synthetic pictures per stain, 1000), EPOCHS (30), STEPS (100), BATCH (16), DEVICE (auto),
+# WIDTH (bodies: as the bundled detector's stage 3), EMA (0.998: the weights' moving average).
 # Smoke test on a CPU: N_TRAIN=4 EPOCHS=1 STEPS=1 BATCH=2 DEVICE=cpu benchmarks/gpu_detector.sh build/real
 #
 # Results: RESULTS_DIR/train.log, RESULTS_DIR/accuracy.json (and .log), and the model folder
@@ -47,11 +48,12 @@ timeout "$left" $py -m metasift train-detector "$work"/train_dapi "$work"/train_
     "$work"/val_dapi "$work"/val_giemsa "$real/mfish-dev" "$real/giemsa-dev" \
     --val-slides V18,V27 --test-slides "V13,V16,V24,V28,$held" --out "$work/detector" \
     --epochs "${EPOCHS:-30}" --steps "${STEPS:-100}" --batch-size "${BATCH:-16}" \
+    --width "${WIDTH:-bodies}" --ema "${EMA:-0.998}" \
     --device "${DEVICE:-auto}" --workers "$(nproc)" $([ -f "$work/detector/checkpoint.pt" ] && echo --resume) \
     >"$results/train.log" 2>&1
 say "training ended ($?): $(grep -c '^epoch' "$results/train.log") epochs"
 if [ ! -f "$work/detector/model.onnx" ]; then # stopped before the end: the best epoch so far
-    $py - "$work/detector" <<'EOF' || exit 1
+    $py - "$work/detector" "${WIDTH:-bodies}" <<'EOF' || exit 1
 import sys
 from pathlib import Path
 from safetensors.torch import load_file
@@ -63,7 +65,8 @@ net = build_net(False)
 net.load_state_dict(load_file(str(out / "model.safetensors")))
 meta = make_config("efficientnet_lite0", OUTPUTS, input_size=192)
 meta.update(task="detect", arch=ARCH, channels=1, mean=[0.0], std=[1.0], target_width=7.0,
-            reject_classes=[], keep_class="", note="stopped by the deadline: best epoch so far")
+            reject_classes=[], keep_class="", note="stopped by the deadline: best epoch so far",
+            width=sys.argv[2])
 write_json(out / "config.json", meta)
 export_onnx(net.eval(), out)
 EOF

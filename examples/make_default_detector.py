@@ -22,27 +22,36 @@ comparison model ran beside it on the other):
         --init build/detector --epochs 14 --lr 3e-4 --lr-decay 0.85 --workers 1 \
         --out build/detector_giemsa
 
+    # stage 3: every real picture but the validation slides, the chromosome width measured as
+    # whole bodies where sister chromatids lie apart, the weights' moving average kept
+    OMP_NUM_THREADS=1 metasift train-detector build/syn_train_dapi build/syn_train_giemsa \
+        build/syn_val_dapi build/syn_val_giemsa ../shared/data/mfish-dev ../shared/data/giemsa-dev \
+        --val-slides V18,V27 --init build/detector_giemsa --width bodies --ema 0.995 \
+        --epochs 12 --lr 2e-4 --lr-decay 0.85 --workers 1 --out build/detector_all
+
 (defaults of metasift.train.detector.DetectTrainConfig: 20 epochs of 50 batches of 8 crops of
 192 x 192, chromosomes 7 pixels wide, half the crops from the real pictures, Adam 1e-3 decayed
 by 0.9 per epoch, the epoch with the lowest validation loss.) Stage 1 takes about 40 minutes,
-stage 2 about 25 on one core. The giemsa-dev pictures 1, 3, 5, 7 are never read in training;
-the same stage 2 with the halves swapped (fold B) gives the other half's held-out figures. The
-synthetic-only comparison is stage 1 without ../shared/data/mfish-dev and with --epochs 8.
+stage 2 about 25 and stage 3 about 12 on one core. The synthetic-only comparison is stage 1
+without ../shared/data/mfish-dev and with --epochs 8.
 
-The bundled folder is stage 2's (best epoch 12 of 14, by validation loss), which started from
-stage 1 as bundled before (the run made before the trainer kept the epoch of lowest validation
-loss: epoch 16 of 20, its weights stored as float16). Stage 2 in that run used the trainer's
-decoding tuned on all validation pictures; the packaging below then chose the decoding on the
-real validation pictures (peak 0.25, orphan area 2, window 3), as the trainer now does. The
-synthetic pictures were written while the dca synthesiser was being changed, so a rerun draws
-similar, not byte-identical, pictures.
+The bundled folder is stage 3's, so it has read every real picture but mfish-dev V18 and V27:
+its held-out figures come from the same recipe run twice with pictures held out
+(``--fold A``: mfish-dev V13, V16, V24, V28 and giemsa-dev 1, 3, 5, 7 never read in any stage;
+``--fold B``: the same slides and giemsa-dev 2, 4, 6, 8), each measured on what it left out
+(cross-validation over giemsa-dev, a fixed slide split over mfish-dev). Stage 1 as bundled
+before was made before the trainer kept the epoch of lowest validation loss (epoch 16 of 20,
+its weights stored as float16). The synthetic pictures were written while the dca synthesiser
+was being changed, so a rerun draws similar, not byte-identical, pictures.
 
-This script does the above (``--skip-training``: only the packaging), then chooses the decoding
-settings on the validation pictures (``metasift.train.detector.tune_decoding``) and copies the
-model folder into the package (model.onnx, model.safetensors as float16 to stay small, config,
-history, curves).
+This script does the above (``--skip-training``: only the packaging; ``--fold A|B``: the
+held-out models instead, in BUILD/fold_A or fold_B), then chooses the decoding settings on the
+validation pictures (``metasift.train.detector.tune_decoding``) and copies the model folder
+into the package (model.onnx, model.safetensors as float16 to stay small, config, history,
+curves).
 
-    python examples/make_default_detector.py [--build build] [--shared ../shared/data] [--skip-training]
+    python examples/make_default_detector.py [--build build] [--shared ../shared/data] \
+        [--skip-training] [--fold A|B]
 """
 
 import argparse
@@ -61,7 +70,13 @@ SYNTH = (  # folder, n, seed, stain
     ("syn_val_giemsa", 16, 1003, "giemsa"),
 )
 VAL_SLIDES, TEST_SLIDES = "V18,V27", "V13,V16,V24,V28"
-GIEMSA_HELD_OUT = "images/1.png,images/3.png,images/5.png,images/7.png"  # fold A
+GIEMSA_HELD_OUT = {  # the two folds of giemsa-dev: the pictures each leaves out
+    "A": "images/1.png,images/3.png,images/5.png,images/7.png",
+    "B": "images/2.png,images/4.png,images/6.png,images/8.png",
+}
+STAGE2 = ("--epochs", "14", "--lr", "3e-4", "--lr-decay", "0.85")
+STAGE3 = ("--width", "bodies", "--ema", "0.995", "--epochs", "12", "--lr", "2e-4",
+          "--lr-decay", "0.85")  # fmt: skip
 KEEP = ("config.json", "config.yaml", "model.onnx", "history.csv", "curves.png")
 
 
@@ -74,26 +89,42 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--build", type=Path, default=Path("build"))
     p.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
-    p.add_argument("--skip-training", action="store_true", help="package BUILD/detector")
+    p.add_argument("--skip-training", action="store_true", help="package BUILD/detector_all")
+    p.add_argument(
+        "--fold",
+        choices=("A", "B"),
+        help="instead: the held-out models (giemsa-dev 1, 3, 5, 7 held out: A; 2, 4, 6, 8: B; "
+        "mfish-dev V13, V16, V24, V28 by both) in BUILD/fold_A or fold_B, for the figures",
+    )
     args = p.parse_args()
     metasift = [sys.executable, "-m", "metasift"]
-    first, out = args.build / "detector", args.build / "detector_giemsa"
     folders = [str(args.build / name) for name, *_ in SYNTH]
     real = [str(args.shared / "mfish-dev"), str(args.shared / "giemsa-dev")]
+
+    def train(out: Path, *flags: str) -> None:
+        if not (out / "model.onnx").exists():
+            resume = ["--resume"] if (out / "checkpoint.pt").exists() else []
+            run(*metasift, "train-detector", *folders, *flags, "--val-slides", VAL_SLIDES,
+                "--workers", "1", "--out", str(out), *resume)  # fmt: skip
+
+    all_out = args.build / "detector_all"
     if not args.skip_training:
         for name, n, seed, stain in SYNTH:
             if not (args.build / name / "synth.json").exists():
                 run(*metasift, "synth", str(args.build / name), "--n", str(n), "--seed",
                     str(seed), "--style", "dca", "--randomise", "--masks", "--stain", stain)  # fmt: skip
-        if not (first / "model.onnx").exists():
-            run(*metasift, "train-detector", *folders, real[0], "--val-slides", VAL_SLIDES,
-                "--test-slides", TEST_SLIDES, "--workers", "1", "--out", str(first),
-                *(["--resume"] if (first / "checkpoint.pt").exists() else []))  # fmt: skip
-        run(*metasift, "train-detector", *folders, *real, "--val-slides", VAL_SLIDES,
-            "--test-slides", f"{TEST_SLIDES},{GIEMSA_HELD_OUT}", "--init", str(first),
-            "--epochs", "14", "--lr", "3e-4", "--lr-decay", "0.85", "--workers", "1",
-            "--out", str(out), *(["--resume"] if (out / "checkpoint.pt").exists() else []))  # fmt: skip
-    package(out, [*folders, *real])
+        first = args.build / "detector"
+        train(first, real[0], "--test-slides", TEST_SLIDES)  # stage 1
+        held = GIEMSA_HELD_OUT[args.fold or "A"]
+        second = args.build / ("detector_giemsa" if args.fold in (None, "A") else "stage2_B")
+        train(second, *real, "--test-slides", f"{TEST_SLIDES},{held}", "--init", str(first),
+              *STAGE2)  # fmt: skip
+        if args.fold:  # stage 3 with the same pictures held out: the held-out figures
+            train(args.build / f"fold_{args.fold}", *real, "--test-slides",
+                  f"{TEST_SLIDES},{held}", "--init", str(second), *STAGE3)  # fmt: skip
+            return
+        train(all_out, *real, "--init", str(second), *STAGE3)  # stage 3: every real picture
+    package(all_out, [*folders, *real])
 
 
 def package(out: Path, folders: list[str]) -> None:
@@ -102,9 +133,7 @@ def package(out: Path, folders: list[str]) -> None:
 
     from metasift.train.detector import DetectTrainConfig, list_pictures, prepare_all, tune_decoding
 
-    config = DetectTrainConfig(
-        val_slides=VAL_SLIDES, test_slides=f"{TEST_SLIDES},{GIEMSA_HELD_OUT}"
-    )
+    config = DetectTrainConfig(val_slides=VAL_SLIDES)
     width = json.loads((out / "config.json").read_text()).get("width", "plain")
     val = prepare_all(
         list_pictures(folders, config)["val"], jitter=0.0, seed=0, workers=1, width=width
