@@ -97,6 +97,8 @@ def main() -> None:
         "mfish-dev V13, V16, V24, V28 by both) in BUILD/fold_A or fold_B, for the figures",
     )
     args = p.parse_args()
+    if args.skip_training and args.fold:
+        p.error("--fold trains the held-out models; only the bundled one (no --fold) is packaged")
     metasift = [sys.executable, "-m", "metasift"]
     folders = [str(args.build / name) for name, *_ in SYNTH]
     real = [str(args.shared / "mfish-dev"), str(args.shared / "giemsa-dev")]
@@ -129,8 +131,11 @@ def main() -> None:
 
 def package(out: Path, folders: list[str]) -> None:
     """Decoding chosen on the validation pictures, then the folder copied into the package."""
+    import yaml
     from safetensors.torch import load_file, save_file
 
+    from metasift.models import read_config, write_json
+    from metasift.train._outputs import write_yaml
     from metasift.train.detector import DetectTrainConfig, list_pictures, prepare_all, tune_decoding
 
     config = DetectTrainConfig(val_slides=VAL_SLIDES)
@@ -142,6 +147,15 @@ def package(out: Path, folders: list[str]) -> None:
     TARGET.mkdir(exist_ok=True)
     for name in KEEP:
         shutil.copyfile(out / name, TARGET / name)
+    # the recipe's folder names, not this machine's paths
+    meta, settings = read_config(TARGET), yaml.safe_load((TARGET / "config.yaml").read_text())
+    meta["trained_on"]["folders"] = [
+        f"../shared/data/{name}" if name in ("mfish-dev", "giemsa-dev") else f"build/{name}"
+        for name in (Path(f).name for f in meta["trained_on"]["folders"])
+    ]
+    meta["init"] = settings["init"] = "build/detector_giemsa"
+    write_json(TARGET / "config.json", meta)
+    write_yaml(TARGET / "config.yaml", settings)
     state = {k: v.half() if v.is_floating_point() else v for k, v in
              load_file(str(out / "model.safetensors")).items()}  # fmt: skip
     save_file(

@@ -191,3 +191,23 @@ def test_averaged_weights_resume_and_keep_the_decoding(tiny_detector, tmp_path):
     started = json.loads((tiny_detector / "config.json").read_text())["decode"]
     assert whole["decode"] == started
     assert json.loads((tmp_path / "whole" / "config.json").read_text())["decode"] == started
+
+
+def test_a_checkpoint_from_before_a_new_setting_resumes(tiny_detector, tmp_path):
+    """A checkpoint written before a setting existed (here ``ema``) was trained with that
+    setting's default: --resume goes on from it."""
+    import shutil
+
+    from metasift.cli import main
+
+    out = tmp_path / "model"
+    shutil.copytree(tiny_detector, out)
+    saved = torch.load(out / "checkpoint.pt", weights_only=True)
+    del saved["config"]["ema"]
+    torch.save(saved, out / "checkpoint.pt")
+    train = tiny_detector.parent / "train"
+    args = ["train-detector", str(train), "--out", str(out), "--resume", "--workers", "1"]
+    small = ["--steps", "1", "--batch-size", "2", "--crop", "64", "--pretrained", "none"]
+    assert main([*args, *small, "--epochs", "3"]) == 0
+    with open(out / "history.csv", newline="") as fh:
+        assert [row["epoch"] for row in csv.DictReader(fh)] == ["1", "2", "3"]

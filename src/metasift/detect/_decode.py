@@ -139,12 +139,12 @@ def _pieces(mask: np.ndarray, min_area: float) -> np.ndarray:
 
 def _centromeres(heat: np.ndarray, instances: np.ndarray) -> list:
     """The centromere heat map's highest point in each chromosome (None when below 0.3; of
-    equal heights, the first in raster order)."""
+    equal heights, the first in raster order, where scipy's maximum_position takes any)."""
     n = int(instances.max())
     if n == 0:
         return []
     where = np.flatnonzero(instances)
-    labels, values = instances.ravel()[where], heat.ravel()[where]
+    labels, values = instances.ravel()[where], heat.ravel()[where].astype(np.float64)
     order = np.lexsort((-values, labels))  # by label, then highest first (stable: raster)
     firsts = order[np.r_[0, np.flatnonzero(np.diff(labels[order])) + 1]]
     best = {int(labels[i]): divmod(int(where[i]), heat.shape[1]) for i in firsts}
@@ -215,8 +215,8 @@ def findings(decoded: Decoded, scale: float, *, min_chromosomes: int = MIN_CHROM
 
 
 def _outline(own: np.ndarray, sl, inv: float) -> list[tuple[float, float]]:
-    """The polygon around one instance (its longest contour, simplified to about a pixel of
-    the network's input), in full-picture (row, column)."""
+    """The polygon around one instance (its longest contour's corners: the points where it
+    turns, at the network's input), in full-picture (row, column)."""
     from skimage.measure import find_contours
 
     contours = find_contours(np.pad(own, 1).astype(np.float32), 0.5)

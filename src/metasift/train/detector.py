@@ -48,8 +48,10 @@ class DetectTrainConfig:
     val_slides: str = ""  # comma-separated slides of a real set to validate on, not train on
     test_slides: str = ""  # comma-separated slides of a real set never read (held out)
     max_val: int = 24  # validation pictures counted after each epoch, at most (its time)
-    ema: float = 0.0  # weights averaged over the steps with this decay (e.g. 0.998; 0: off);
-    # validation and the saved model use the average (steadier than the last step's weights)
+    ema: float = 0.0  # weights averaged over the steps with this decay at most (0: off);
+    # the decay warms up as (1 + step) / (10 + step) (0.985 after 600 steps, 0.995 after
+    # 1,800), so a short run averages over fewer steps; validation and the saved model use the
+    # average (steadier than the last step's weights)
     seed: int = 0  # crops, augmentation and initialisation
     workers: int = -1  # processes preparing the pictures; -1: all cores
     max_steps: int = 0  # stop each epoch after this many batches (0: `steps`); smoke tests
@@ -344,7 +346,9 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
     state = dict(epoch=0, best_loss=float("inf"), best_epoch=0, history=[], val_mae=[])
     if resume:
         saved = torch.load(checkpoint, map_location=device, weights_only=True)
-        if {k: v for k, v in saved["config"].items() if k != "epochs"} != {
+        # a setting added since the checkpoint was written: it was trained with the default
+        before = {**asdict(DetectTrainConfig()), **saved["config"]}
+        if {k: v for k, v in before.items() if k != "epochs"} != {
             k: v for k, v in asdict(config).items() if k != "epochs"
         }:
             raise ValueError(
@@ -447,7 +451,8 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
 
 def _average(averaged, net, decay: float, step: int) -> None:
     """One step of the exponential moving average of the weights (and batch-norm statistics),
-    its decay warming up from 0.1 so that the first steps are not held at the start."""
+    its decay ``min(decay, (1 + step) / (10 + step))``: the first steps are not held at the
+    start."""
     import torch
 
     decay = min(decay, (1 + step) / (10 + step))
