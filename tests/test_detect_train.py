@@ -92,6 +92,25 @@ def test_settings_are_checked():
         DetectTrainConfig(real_share=2)
     with pytest.raises(ValueError, match="width must be"):
         DetectTrainConfig(width="middle")
+    with pytest.raises(ValueError, match="debris_weight"):
+        DetectTrainConfig(debris_weight=0.5)
+
+
+def test_debris_pixels_weigh_more_when_asked():
+    """--debris-weight: a debris pixel the network misses costs that many times more; the
+    other outputs' losses stay as they were."""
+    from metasift.detect._targets import TARGETS
+    from metasift.train.detector import detection_loss
+
+    targets = torch.zeros(1, len(TARGETS), 32, 32)
+    targets[:, 6:8] = 1  # every output known (a synthetic picture)
+    targets[:, 5, 10:14, 10:14] = 1  # a small particle
+    logits = torch.full((1, 6, 32, 32), -4.0)  # nothing anywhere
+    plain, _ = detection_loss(logits, targets)
+    weighted, _ = detection_loss(logits, targets, debris_weight=5.0)
+    assert weighted > plain
+    targets[:, 5] = 0  # no debris: the weight changes nothing
+    assert detection_loss(logits, targets, 5.0)[0] == detection_loss(logits, targets)[0]
 
 
 def test_the_detector_counts_for_the_pipeline(tiny_detector):

@@ -40,6 +40,7 @@ def add_parsers(sub) -> None:
         ("--real-share", float),
         ("--scale-jitter", float),
         ("--ema", float),
+        ("--debris-weight", float),
         ("--max-val", int),
         ("--seed", int),
         ("--workers", int),
@@ -62,7 +63,8 @@ def _train_detector(args) -> int:
     from ..train.detector import DetectTrainConfig, train_detector
 
     names = (
-        "epochs steps batch_size crop lr lr_decay real_share scale_jitter ema max_val seed workers "
+        "epochs steps batch_size crop lr lr_decay real_share scale_jitter ema debris_weight max_val "
+        "seed workers "
         "max_steps pretrained init width device val_slides test_slides"
     ).split()
     config = DetectTrainConfig.resolve(args.config, **{k: getattr(args, k) for k in names})

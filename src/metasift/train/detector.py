@@ -48,6 +48,8 @@ class DetectTrainConfig:
     val_slides: str = ""  # comma-separated slides of a real set to validate on, not train on
     test_slides: str = ""  # comma-separated slides of a real set never read (held out)
     max_val: int = 24  # validation pictures counted after each epoch, at most (its time)
+    debris_weight: float = 1.0  # weight of a debris pixel in the debris output's loss (1: as
+    # any; debris is a few % of the pixels, and at 1 the output learned to stay below 0.5)
     ema: float = 0.0  # weights averaged over the steps with this decay at most (0: off);
     # the decay warms up as (1 + step) / (10 + step) (0.985 after 600 steps, 0.995 after
     # 1,800), so a short run averages over fewer steps; validation and the saved model use the
@@ -68,6 +70,8 @@ class DetectTrainConfig:
             raise ValueError("need 0 <= real_share <= 1 and 0 <= scale_jitter < 0.5")
         if self.pretrained not in ("imagenet", "none"):
             raise ValueError(f"pretrained must be imagenet or none, not {self.pretrained!r}")
+        if not self.debris_weight >= 1:
+            raise ValueError(f"debris_weight must be 1 or more, not {self.debris_weight}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must be 0 (off) or a decay below 1, not {self.ema}")
         if self.width not in ("plain", "bodies"):
@@ -242,10 +246,11 @@ def _unit(a: np.ndarray) -> np.ndarray:
     return a / max(float(a.std()), 1e-6)
 
 
-def detection_loss(logits, targets):
+def detection_loss(logits, targets, debris_weight: float = 1.0):
     """CenterNet's focal loss on the centre heat map (Zhou et al. 2019, alpha 2, beta 4) plus
     binary cross-entropy on the masks, each where its annotation says something; the boundary
-    between touching chromosomes weighs 5 times (it is thin, and it is what splits them)."""
+    between touching chromosomes weighs 5 times (it is thin, and it is what splits them), a
+    debris pixel ``debris_weight`` times (debris is rare)."""
     import torch
     import torch.nn.functional as F
 
@@ -257,7 +262,8 @@ def detection_loss(logits, targets):
     focal = -(torch.log(p) * (1 - p) ** 2 * pos + torch.log(1 - p) * p**2 * neg).sum()
     focal = focal / pos.sum().clamp(min=1)
     bce = F.binary_cross_entropy_with_logits(logits[:, 1:], targets[:, 1:6], reduction="none")
-    weights = torch.cat([known, known * (1 + 4 * targets[:, 2:3]), known2, known2, known2], 1)
+    debris = known2 * (1 + (debris_weight - 1) * targets[:, 5:6])
+    weights = torch.cat([known, known * (1 + 4 * targets[:, 2:3]), known2, known2, debris], 1)
     per = (bce * weights).sum((0, 2, 3)) / weights.sum((0, 2, 3)).clamp(min=1)
     loss = focal + per[0] + per[1] + 0.5 * (per[2] + per[3] + per[4])
     right = ((logits[:, 1:2] > 0) == (targets[:, 1:2] > 0.5)).float() * known
@@ -278,7 +284,7 @@ def predict(net, image: np.ndarray, device) -> np.ndarray:
     return torch.sigmoid(out[0, :, :h, :w]).float().cpu().numpy()
 
 
-def validate(net, pictures: list[dict], device) -> dict:
+def validate(net, pictures: list[dict], device, debris_weight: float = 1.0) -> dict:
     """Loss and count error of the network on whole validation pictures."""
     import torch
 
@@ -291,7 +297,9 @@ def validate(net, pictures: list[dict], device) -> dict:
         logits = torch.logit(torch.from_numpy(probs).clamp(1e-6, 1 - 1e-6))[None]
         losses.append(
             float(
-                detection_loss(logits, torch.from_numpy(p["targets"].astype(np.float32))[None])[0]
+                detection_loss(
+                    logits, torch.from_numpy(p["targets"].astype(np.float32))[None], debris_weight
+                )[0]
             )
         )
         found = int(decode(probs).instances.max())
@@ -369,7 +377,7 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
         for step in range(1, steps + 1):
             x, y = sampler.batch(crops)
             x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-            loss, acc = detection_loss(net(x), y)
+            loss, acc = detection_loss(net(x), y, config.debris_weight)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -379,7 +387,7 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
             show(step, steps, loss_sum / step, acc_sum / step, step * config.batch_size)
         judged = averaged if averaged is not None else net
         figures = (
-            validate(judged, val, device)
+            validate(judged, val, device, config.debris_weight)
             if val
             else dict(loss=float("nan"), mae=float("nan"), within2=float("nan"))
         )
