@@ -29,13 +29,25 @@ comparison model ran beside it on the other):
         --val-slides V18,V27 --init build/detector_giemsa --width bodies --ema 0.995 \
         --epochs 12 --lr 2e-4 --lr-decay 0.85 --workers 1 --out build/detector_all
 
+    # stage 4: the debris output (at stage 3 it never reached 0.5: debris is a few % of the
+    # pixels), a debris pixel weighing 5 times for 8 epochs, then 20 times for 10
+    OMP_NUM_THREADS=1 metasift train-detector ...the same DATA... --val-slides V18,V27 \
+        --init build/detector_all --width bodies --ema 0.995 --debris-weight 5 --epochs 8 \
+        --lr 2e-4 --lr-decay 0.85 --workers 1 --out build/detector_debris5
+    OMP_NUM_THREADS=1 metasift train-detector ...the same DATA... --val-slides V18,V27 \
+        --init build/detector_debris5 --width bodies --ema 0.995 --debris-weight 20 --epochs 10 \
+        --lr 2e-4 --lr-decay 0.85 --workers 1 --out build/detector_debris
+    # then decode debris above 0.35 (config.json "decode": "debris_level"), chosen on 120
+    # synthetic dev pictures (metasift synth --style dca --randomise --masks --n 60, seed 3100
+    # Giemsa, 3101 DAPI): no real set marks debris
+
 (defaults of metasift.train.detector.DetectTrainConfig: 20 epochs of 50 batches of 8 crops of
 192 x 192, chromosomes 7 pixels wide, half the crops from the real pictures, Adam 1e-3 decayed
 by 0.9 per epoch, the epoch with the lowest validation loss.) Stage 1 takes about 40 minutes,
-stage 2 about 25 and stage 3 about 12 on one core. The synthetic-only comparison is stage 1
+stage 2 about 25, stage 3 about 12 and stage 4 about 25 on one core. The synthetic-only comparison is stage 1
 without ../shared/data/mfish-dev and with --epochs 8.
 
-The bundled folder is stage 3's, so it has read every real picture but mfish-dev V18 and V27:
+The bundled folder is stage 4's, so it has read every real picture but mfish-dev V18 and V27:
 its held-out figures come from the same recipe run twice with pictures held out
 (``--fold A``: mfish-dev V13, V16, V24, V28 and giemsa-dev 1, 3, 5, 7 never read in any stage;
 ``--fold B``: the same slides and giemsa-dev 2, 4, 6, 8), each measured on what it left out
@@ -45,10 +57,10 @@ its weights stored as float16). The synthetic pictures were written while the dc
 was being changed, so a rerun draws similar, not byte-identical, pictures.
 
 This script does the above (``--skip-training``: only the packaging; ``--fold A|B``: the
-held-out models instead, in BUILD/fold_A or fold_B), then chooses the decoding settings on the
-validation pictures (``metasift.train.detector.tune_decoding``) and copies the model folder
-into the package (model.onnx, model.safetensors as float16 to stay small, config, history,
-curves).
+held-out models instead, in BUILD/fold_A or fold_B) and copies the model folder into the
+package (model.onnx, model.safetensors as float16 to stay small, config, history, curves), with
+the decoding its training chose on the real validation pictures (as the fold models' figures
+were taken; ``metasift.train.detector.tune_decoding``) and the debris level.
 
     python examples/make_default_detector.py [--build build] [--shared ../shared/data] \
         [--skip-training] [--fold A|B]
@@ -77,6 +89,10 @@ GIEMSA_HELD_OUT = {  # the two folds of giemsa-dev: the pictures each leaves out
 STAGE2 = ("--epochs", "14", "--lr", "3e-4", "--lr-decay", "0.85")
 STAGE3 = ("--width", "bodies", "--ema", "0.995", "--epochs", "12", "--lr", "2e-4",
           "--lr-decay", "0.85")  # fmt: skip
+# stage 4: the debris output, which at stage 3 never reached 0.5 (debris is a few % of pixels)
+STAGE4A = ("--debris-weight", "5", "--epochs", "8", "--lr", "2e-4", "--lr-decay", "0.85")
+STAGE4B = ("--debris-weight", "20", "--epochs", "10", "--lr", "2e-4", "--lr-decay", "0.85")
+DEBRIS_LEVEL = 0.35  # chosen on 120 synthetic dev pictures (seeds 3100, 3101; README)
 KEEP = ("config.json", "config.yaml", "model.onnx", "history.csv", "curves.png")
 
 
@@ -89,7 +105,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--build", type=Path, default=Path("build"))
     p.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
-    p.add_argument("--skip-training", action="store_true", help="package BUILD/detector_all")
+    p.add_argument("--skip-training", action="store_true", help="package BUILD/detector_debris")
     p.add_argument(
         "--fold",
         choices=("A", "B"),
@@ -109,7 +125,7 @@ def main() -> None:
             run(*metasift, "train-detector", *folders, *flags, "--val-slides", VAL_SLIDES,
                 "--workers", "1", "--out", str(out), *resume)  # fmt: skip
 
-    all_out = args.build / "detector_all"
+    all_out = args.build / "detector_debris"
     if not args.skip_training:
         for name, n, seed, stain in SYNTH:
             if not (args.build / name / "synth.json").exists():
@@ -121,29 +137,38 @@ def main() -> None:
         second = args.build / ("detector_giemsa" if args.fold in (None, "A") else "stage2_B")
         train(second, *real, "--test-slides", f"{TEST_SLIDES},{held}", "--init", str(first),
               *STAGE2)  # fmt: skip
-        if args.fold:  # stage 3 with the same pictures held out: the held-out figures
-            train(args.build / f"fold_{args.fold}", *real, "--test-slides",
-                  f"{TEST_SLIDES},{held}", "--init", str(second), *STAGE3)  # fmt: skip
+        # stages 3 and 4 on every real picture, or with the same ones held out (--fold)
+        tag, test = (
+            (f"_{args.fold}", ["--test-slides", f"{TEST_SLIDES},{held}"]) if args.fold else ("", [])
+        )
+        third, debris = args.build / f"detector_all{tag}", args.build / f"detector_debris5{tag}"
+        train(third, *real, *test, "--init", str(second), *STAGE3)
+        train(debris, *real, *test, "--init", str(third), *STAGE3[:4], *STAGE4A)
+        last = args.build / (f"fold_{args.fold}" if args.fold else "detector_debris")
+        train(last, *real, *test, "--init", str(debris), *STAGE3[:4], *STAGE4B)
+        set_debris_level(last)
+        if args.fold:
             return
-        train(all_out, *real, "--init", str(second), *STAGE3)  # stage 3: every real picture
-    package(all_out, [*folders, *real])
+    package(all_out)
 
 
-def package(out: Path, folders: list[str]) -> None:
-    """Decoding chosen on the validation pictures, then the folder copied into the package."""
+def set_debris_level(folder: Path) -> None:
+    """The debris threshold chosen on a synthetic dev set (no real set marks debris)."""
+    meta = json.loads((folder / "config.json").read_text())
+    meta["decode"]["debris_level"] = DEBRIS_LEVEL
+    (folder / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def package(out: Path) -> None:
+    """The model folder copied into the package, with the decoding its training chose on the
+    real validation pictures (as the fold models' figures were taken) and the debris level."""
     import yaml
     from safetensors.torch import load_file, save_file
 
     from metasift.models import read_config, write_json
     from metasift.train._outputs import write_yaml
-    from metasift.train.detector import DetectTrainConfig, list_pictures, prepare_all, tune_decoding
 
-    config = DetectTrainConfig(val_slides=VAL_SLIDES)
-    width = json.loads((out / "config.json").read_text()).get("width", "plain")
-    val = prepare_all(
-        list_pictures(folders, config)["val"], jitter=0.0, seed=0, workers=1, width=width
-    )
-    tune_decoding(out, val)
+    set_debris_level(out)
     TARGET.mkdir(exist_ok=True)
     for name in KEEP:
         shutil.copyfile(out / name, TARGET / name)
@@ -153,7 +178,7 @@ def package(out: Path, folders: list[str]) -> None:
         f"../shared/data/{name}" if name in ("mfish-dev", "giemsa-dev") else f"build/{name}"
         for name in (Path(f).name for f in meta["trained_on"]["folders"])
     ]
-    meta["init"] = settings["init"] = "build/detector_giemsa"
+    meta["init"] = settings["init"] = "build/detector_debris5"
     write_json(TARGET / "config.json", meta)
     write_yaml(TARGET / "config.yaml", settings)
     state = {k: v.half() if v.is_floating_point() else v for k, v in

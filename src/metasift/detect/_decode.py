@@ -35,6 +35,7 @@ class DecodeConfig:
     min_area: float = 0.3  # smaller watershed regions are slivers: dropped
     nucleus_area: float = 10.0  # nuclei are at least this large (a chromosome: about 6)
     debris_area: float = 0.5  # a smaller debris piece is noise
+    debris_level: float = 0.5  # debris pixels: debris probability above this (not nucleus)
     unsure: float = 0.1  # peaks from here to `peak` add to the count's uncertainty only
     window: int = 3  # a peak is the highest point of the window x window square around it
 
@@ -117,7 +118,9 @@ def decode(probs: np.ndarray, config: DecodeConfig | None = None) -> Decoded:
         scores=sure_scores,
         centromeres=_centromeres(probs[CENTROMERE], instances),
         nuclei=_pieces(probs[NUCLEUS] > 0.5, cfg.nucleus_area * unit),
-        debris=_pieces((probs[DEBRIS] > 0.5) & ~(probs[NUCLEUS] > 0.5), cfg.debris_area * unit),
+        debris=_pieces(
+            (probs[DEBRIS] > cfg.debris_level) & ~(probs[NUCLEUS] > 0.5), cfg.debris_area * unit
+        ),
         count_sd=float(np.sqrt(np.sum(spread * (1 - spread)))),
     )
 
