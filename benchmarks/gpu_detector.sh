@@ -11,7 +11,8 @@
 # checkout, e.g. build/real, and name it in the device tool's carry). Settings from the
 # environment: PYTHON (python3), DEADLINE_S (seconds the whole script may take, 540), N_TRAIN
 # (synthetic pictures per stain, 1000), EPOCHS (30), STEPS (100), BATCH (16), DEVICE (auto),
-# WIDTH (bodies: as the bundled detector's stage 3), EMA (0.998: the weights' moving average).
+# WIDTH (bodies: as the bundled detector's stage 3), EMA (0.998: the weights' moving average),
+# DEBRIS_WEIGHT (5: a debris pixel's weight; the bundled detector's stage 4 used 5, then 20).
 # Smoke test on a CPU: N_TRAIN=4 EPOCHS=1 STEPS=1 BATCH=2 DEVICE=cpu benchmarks/gpu_detector.sh build/real
 #
 # Results: RESULTS_DIR/train.log, RESULTS_DIR/accuracy.json (and .log), and the model folder
@@ -48,7 +49,7 @@ timeout "$left" $py -m metasift train-detector "$work"/train_dapi "$work"/train_
     "$work"/val_dapi "$work"/val_giemsa "$real/mfish-dev" "$real/giemsa-dev" \
     --val-slides V18,V27 --test-slides "V13,V16,V24,V28,$held" --out "$work/detector" \
     --epochs "${EPOCHS:-30}" --steps "${STEPS:-100}" --batch-size "${BATCH:-16}" \
-    --width "${WIDTH:-bodies}" --ema "${EMA:-0.998}" \
+    --width "${WIDTH:-bodies}" --ema "${EMA:-0.998}" --debris-weight "${DEBRIS_WEIGHT:-5}" \
     --device "${DEVICE:-auto}" --workers "$(nproc)" $([ -f "$work/detector/checkpoint.pt" ] && echo --resume) \
     >"$results/train.log" 2>&1
 say "training ended ($?): $(grep -c '^epoch' "$results/train.log") epochs"

@@ -1,6 +1,6 @@
 """Rebuild the bundled chromosome detector (src/metasift/default_detector) from scratch.
 
-The recipe (about an hour of one core of this project's busy 2-core CPU; the synthetic-only
+The recipe (about 100 minutes of one core of this project's busy 2-core CPU; the synthetic-only
 comparison model ran beside it on the other):
 
     # synthetic pictures with instance masks, DAPI and Giemsa, domain-randomised (issue 20)
@@ -57,10 +57,11 @@ its weights stored as float16). The synthetic pictures were written while the dc
 was being changed, so a rerun draws similar, not byte-identical, pictures.
 
 This script does the above (``--skip-training``: only the packaging; ``--fold A|B``: the
-held-out models instead, in BUILD/fold_A or fold_B) and copies the model folder into the
+held-out models instead, in BUILD/detector_debris_A or _B) and copies the model folder into the
 package (model.onnx, model.safetensors as float16 to stay small, config, history, curves), with
-the decoding its training chose on the real validation pictures (as the fold models' figures
-were taken; ``metasift.train.detector.tune_decoding``) and the debris level.
+the decoding its training chose on the real validation pictures it counts (8 of the 11: the
+trainer counts at most 24 of the 43 validation pictures, drawn with its seed; as the fold
+models' figures were taken; ``metasift.train.detector.tune_decoding``) and the debris level.
 
     python examples/make_default_detector.py [--build build] [--shared ../shared/data] \
         [--skip-training] [--fold A|B]
@@ -110,7 +111,7 @@ def main() -> None:
         "--fold",
         choices=("A", "B"),
         help="instead: the held-out models (giemsa-dev 1, 3, 5, 7 held out: A; 2, 4, 6, 8: B; "
-        "mfish-dev V13, V16, V24, V28 by both) in BUILD/fold_A or fold_B, for the figures",
+        "mfish-dev V13, V16, V24, V28 by both) in BUILD/detector_debris_A or _B, for the figures",
     )
     args = p.parse_args()
     if args.skip_training and args.fold:
@@ -144,7 +145,7 @@ def main() -> None:
         third, debris = args.build / f"detector_all{tag}", args.build / f"detector_debris5{tag}"
         train(third, *real, *test, "--init", str(second), *STAGE3)
         train(debris, *real, *test, "--init", str(third), *STAGE3[:4], *STAGE4A)
-        last = args.build / (f"fold_{args.fold}" if args.fold else "detector_debris")
+        last = args.build / f"detector_debris{tag}"
         train(last, *real, *test, "--init", str(debris), *STAGE3[:4], *STAGE4B)
         set_debris_level(last)
         if args.fold:
@@ -155,7 +156,7 @@ def main() -> None:
 def set_debris_level(folder: Path) -> None:
     """The debris threshold chosen on a synthetic dev set (no real set marks debris)."""
     meta = json.loads((folder / "config.json").read_text())
-    meta["decode"]["debris_level"] = DEBRIS_LEVEL
+    meta.setdefault("decode", {})["debris_level"] = DEBRIS_LEVEL
     (folder / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 

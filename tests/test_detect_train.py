@@ -230,3 +230,22 @@ def test_a_checkpoint_from_before_a_new_setting_resumes(tiny_detector, tmp_path)
     assert main([*args, *small, "--epochs", "3"]) == 0
     with open(out / "history.csv", newline="") as fh:
         assert [row["epoch"] for row in csv.DictReader(fh)] == ["1", "2", "3"]
+
+
+def test_tuning_keeps_the_decoding_it_does_not_search(tiny_detector, tmp_path):
+    """Fine-tuned with validation pictures, a detector's decoding is searched for its peak,
+    orphan area and window; the rest (here debris_level) stays that of the one it started from."""
+    import shutil
+
+    from metasift.train.detector import DetectTrainConfig, train_detector
+
+    start = tmp_path / "start"
+    shutil.copytree(tiny_detector, start)
+    meta = json.loads((start / "config.json").read_text())
+    meta["decode"]["debris_level"] = 0.35
+    (start / "config.json").write_text(json.dumps(meta))
+    config = DetectTrainConfig(epochs=1, steps=1, batch_size=2, crop=64, init=str(start),
+                               workers=1)  # fmt: skip
+    data = [tiny_detector.parent / "train", tiny_detector.parent / "val"]
+    tuned = train_detector(data, tmp_path / "tuned", config, log=lambda *_: None)
+    assert tuned["decode"]["debris_level"] == 0.35

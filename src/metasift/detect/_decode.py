@@ -45,6 +45,8 @@ class DecodeConfig:
                 raise ValueError(f"{f.name} must be 0 or more, not {getattr(self, f.name)}")
         if self.window < 1 or self.window % 2 == 0:
             raise ValueError(f"window must be an odd number of pixels, not {self.window}")
+        if not 0 < self.debris_level < 1:
+            raise ValueError(f"need 0 < debris_level < 1, not {self.debris_level}")
         if not 0 < self.peak < 1 or self.unsure > self.peak:
             raise ValueError(f"need 0 <= unsure <= peak < 1, not {self.unsure}, {self.peak}")
 

@@ -503,27 +503,31 @@ def tune_decoding(folder: str | os.PathLike, pictures: list[dict], *, log=print)
     that count the validation ``pictures`` (prepared as for training) best: the real ones when
     there are any (the decoding is what carries a model to real pictures: synthetic ones, many
     more, would choose for themselves), else the synthetic ones; written into ``folder``'s
-    config.json as ``decode``, where ``metasift.detect.Detector`` reads them."""
+    config.json as ``decode``, where ``metasift.detect.Detector`` reads them. The settings not
+    searched (e.g. ``debris_level``) stay the folder's, or else those of the detector it was
+    fine-tuned from (its ``init``)."""
     from dataclasses import replace
 
     from ..detect import DecodeConfig, Detector, decode
     from ..models import read_config
 
+    meta = read_config(folder, task="detect")
+    init = meta.get("init", "")
+    known = init == "default" or (init and Path(init).is_dir())
+    kept = meta.get("decode") or (_init_config(init).get("decode", {}) if known else {})
+    base = DecodeConfig(**kept)
     model = Detector(folder)
     probs = [model.probabilities(p["image"].astype(np.float32)) for p in pictures]
     truth = np.array([p["count"] for p in pictures])
     real = np.array([bool(p["real"]) for p in pictures])
     judged = real if real.any() else ~real
-    best, best_mae = DecodeConfig(), float("inf")
+    best, best_mae = base, float("inf")
     for peak, orphan, window in itertools.product(PEAKS, ORPHANS, WINDOWS):
-        config = replace(
-            DecodeConfig(), peak=peak, unsure=min(0.1, peak), orphan_area=orphan, window=window
-        )
+        config = replace(base, peak=peak, unsure=min(0.1, peak), orphan_area=orphan, window=window)
         found = np.array([int(decode(p, config).instances.max()) for p in probs])
         mae = float(np.abs(found - truth)[judged].mean())
         if mae < best_mae - 1e-9:
             best, best_mae = config, mae
-    meta = read_config(folder, task="detect")
     meta["decode"] = asdict(best)
     meta.setdefault("validation", {})["count_mae_tuned"] = round(best_mae, 3)
     write_json(Path(folder) / "config.json", meta)
