@@ -147,17 +147,19 @@ def main() -> None:
         train(debris, *real, *test, "--init", str(third), *STAGE3[:4], *STAGE4A)
         last = args.build / f"detector_debris{tag}"
         train(last, *real, *test, "--init", str(debris), *STAGE3[:4], *STAGE4B)
-        set_debris_level(last)
         if args.fold:
+            set_debris_level(last)
             return
     package(all_out)
 
 
 def set_debris_level(folder: Path) -> None:
     """The debris threshold chosen on a synthetic dev set (no real set marks debris)."""
-    meta = json.loads((folder / "config.json").read_text())
+    from metasift.models import read_config, write_json
+
+    meta = read_config(folder)
     meta.setdefault("decode", {})["debris_level"] = DEBRIS_LEVEL
-    (folder / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_json(folder / "config.json", meta)
 
 
 def package(out: Path) -> None:

@@ -186,8 +186,6 @@ def classify_job(
     if decide_by == "auto":  # a lab's own model decides; the bundled one defers to the count
         bundled = clf.folder.resolve() == default_model_dir().resolve()
         decide_by = "count" if count and bundled else "cnn"
-    if decide_by not in ("cnn", "count"):
-        raise ValueError(f"--decide-by must be auto, cnn or count, not {decide_by!r}")
     check_settling(decide_by, review_band, review_near)
     if review_band and decide_by == "count":
         raise ValueError(

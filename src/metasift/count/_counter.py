@@ -222,9 +222,7 @@ def _half_width(mask: np.ndarray) -> float | None:
     labels, n = ndi.label(mask)
     if n == 0:
         return None
-    areas = np.bincount(labels.ravel(), minlength=n + 1)[1:].astype(
-        float
-    )  # (faster than sum_labels)
+    areas = np.bincount(labels.ravel(), minlength=n + 1)[1:].astype(float)  # pixels per label
     plausible = (areas > mask.size * 1e-5) & (areas < mask.size * 4e-3)
     if not plausible.any():
         return None

@@ -92,19 +92,11 @@ def render_dca(od: np.ndarray, stain: str, rng, *, randomise: bool) -> np.ndarra
         # (the exponential taken on the coarse grid, before its blocks are repeated)
         haze = coarse_noise(shape, rng.uniform(120, 400), rng, then=_half_exp)
         haze *= np.float32(back * rng.uniform(0.1, 1.0))  # mfish-dev: background sd 0.04
-        image = haze  # in place from here: (back + haze + dye + glow) * light, in that order
-        image += np.float32(back)
-        image += dye
-        image += glow
-        image *= light
+        image = (np.float32(back) + haze + dye + glow) * light
         # mfish-dev's canonical noise: 0.0044 (0-0.011); issue 20's DCA DAPI: 0.0059 +- 0.001
         low, high = (0.0005, 0.008) if wide else (0.002, 0.007)
-        shot = np.clip(image, 0, None)
-        np.sqrt(shot, out=shot)
-        shot *= np.float32(0.004)
-        shot += np.float32(rng.uniform(low, high))
-        shot *= normal(rng, shape)
-        image += shot
+        shot = np.float32(rng.uniform(low, high)) + 0.004 * np.sqrt(np.clip(image, 0, None))
+        image += normal(rng, shape) * shot
         return _finish(image, gamma)
     # the slide's own texture: Giemsa precipitate and an uneven mounting film, a few pixels
     # across (giemsa-dev: twice the background texture of a flat field with camera noise)

@@ -74,8 +74,10 @@ class DetectTrainConfig:
             raise ValueError(f"debris_weight must be 1 or more, not {self.debris_weight}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must be 0 (off) or a decay below 1, not {self.ema}")
-        if self.width not in ("plain", "bodies"):
-            raise ValueError(f"width must be plain or bodies, not {self.width!r}")
+        from ..detect._targets import WIDTHS
+
+        if self.width not in WIDTHS:
+            raise ValueError(f"width must be one of {WIDTHS}, not {self.width!r}")
 
     @classmethod
     def resolve(cls, file: str | os.PathLike | None = None, **overrides):
@@ -444,16 +446,16 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
         validation=dict(count_mae=state["val_mae"][state["best_epoch"] - 1]),
         trained_with=f"metasift {__version__}, torch {torch.__version__}, device {device.type}",
     )  # fmt: skip
+    started = _init_config(config.init).get("decode") if config.init else None
+    if started:  # the decoding of the detector it started from (tuning, below, keeps what it
+        meta["decode"] = started  # does not search; without validation pictures, all of it)
     write_json(out / "config.json", meta)
     diff = export_onnx(net.cpu(), out)
     log(f"model folder {out}: best epoch {state['best_epoch']}; ONNX matches PyTorch to {diff:.1e}")
     if val:
         meta["decode"] = tune_decoding(out, val, log=log)
-    elif config.init and "decode" in _init_config(config.init):
-        # nothing to choose the decoding on: the settings of the detector it started from
-        meta["decode"] = _init_config(config.init)["decode"]
-        write_json(out / "config.json", meta)
-        log(f"no validation pictures: decoding as {config.init} does ({meta['decode']})")
+    elif started:
+        log(f"no validation pictures: decoding as {config.init} does ({started})")
     return meta
 
 
@@ -472,24 +474,26 @@ def _average(averaged, net, decay: float, step: int) -> None:
                 a.copy_(b)
 
 
-def _init_config(folder: str) -> dict:
-    """The config.json of the detector model folder ``folder`` ("default": the bundled one)."""
+def _init_folder(folder: str) -> Path:
+    """A detector model folder to start from ("default": the bundled one)."""
     from ..detect._infer import default_detector_dir
+
+    return default_detector_dir() if folder == "default" else Path(folder)
+
+
+def _init_config(folder: str) -> dict:
+    """The config.json of the detector model folder ``folder`` (checked to be a detector's)."""
     from ..models import read_config
 
-    return read_config(default_detector_dir() if folder == "default" else folder, task="detect")
+    return read_config(_init_folder(folder), task="detect")
 
 
 def _init_weights(folder: str) -> dict:
     """The weights of a detector model folder (float16 ones as float32), to fine-tune."""
     from safetensors.torch import load_file
 
-    if folder == "default":
-        from ..detect._infer import default_detector_dir
-
-        folder = str(default_detector_dir())
     _init_config(folder)  # a clear error for anything that is not a detector
-    state = load_file(str(Path(folder) / "model.safetensors"))
+    state = load_file(str(_init_folder(folder) / "model.safetensors"))
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
@@ -504,18 +508,15 @@ def tune_decoding(folder: str | os.PathLike, pictures: list[dict], *, log=print)
     there are any (the decoding is what carries a model to real pictures: synthetic ones, many
     more, would choose for themselves), else the synthetic ones; written into ``folder``'s
     config.json as ``decode``, where ``metasift.detect.Detector`` reads them. The settings not
-    searched (e.g. ``debris_level``) stay the folder's, or else those of the detector it was
-    fine-tuned from (its ``init``)."""
+    searched (e.g. ``debris_level``) stay the folder's (``train_detector`` gives a fine-tuned
+    detector those of the one it started from)."""
     from dataclasses import replace
 
     from ..detect import DecodeConfig, Detector, decode
     from ..models import read_config
 
     meta = read_config(folder, task="detect")
-    init = meta.get("init", "")
-    known = init == "default" or (init and Path(init).is_dir())
-    kept = meta.get("decode") or (_init_config(init).get("decode", {}) if known else {})
-    base = DecodeConfig(**kept)
+    base = DecodeConfig(**meta.get("decode", {}))
     model = Detector(folder)
     probs = [model.probabilities(p["image"].astype(np.float32)) for p in pictures]
     truth = np.array([p["count"] for p in pictures])
