@@ -96,6 +96,33 @@ def test_settings_are_checked():
         DetectTrainConfig(debris_weight=0.5)
 
 
+def test_zoomed_crops_keep_their_targets_consistent():
+    """--zoom: a crop taken from a larger or smaller square and resized; the chromosome masks
+    follow the picture and every centre inside gets a peak of height 1 at its new place."""
+    from metasift.detect._targets import encode, heat_map
+    from metasift.train.detector import DetectTrainConfig, crop
+
+    instances = np.zeros((200, 200), np.uint16)
+    instances[90:110, 96:104] = 1  # one chromosome, 20 x 8 pixels, centred at (99.5, 99.5)
+    classes = (instances > 0).astype(np.uint8)
+    targets = encode(instances, classes, 1.0, (200, 200), full=True)
+    image = np.where(instances > 0, 0.1, 0.9).astype(np.float32)
+    picture = dict(image=image, targets=targets, centres=np.argwhere(targets[0] >= 0.999))
+    areas = []
+    for seed in range(12):
+        x, y = crop(picture, 64, np.random.default_rng(seed), zoom=0.5)
+        assert x.shape == (64, 64) and y.shape == (len(targets), 64, 64)
+        on = y[1] > 0.5
+        if on.any():  # the chromosome in the crop: dark where the mask says, one centre peak
+            assert x[on].mean() < x[~on].mean()
+            assert (y[0] >= 0.999).sum() == 1
+            assert np.array_equal(y[0], heat_map(np.argwhere(y[0] >= 0.999), (64, 64)))
+            areas.append(on.sum())
+    assert max(areas) > 1.3 * min(areas)  # zoomed in and out
+    with pytest.raises(ValueError, match="zoom"):
+        DetectTrainConfig(zoom=1.5)
+
+
 def test_debris_pixels_weigh_more_when_asked():
     """--debris-weight: a debris pixel the network misses costs that many times more; the
     other outputs' losses stay as they were."""

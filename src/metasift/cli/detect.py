@@ -39,6 +39,7 @@ def add_parsers(sub) -> None:
         ("--lr-decay", float),
         ("--real-share", float),
         ("--scale-jitter", float),
+        ("--zoom", float),
         ("--ema", float),
         ("--debris-weight", float),
         ("--max-val", int),
@@ -63,7 +64,7 @@ def _train_detector(args) -> int:
     from ..train.detector import DetectTrainConfig, train_detector
 
     names = (
-        "epochs steps batch_size crop lr lr_decay real_share scale_jitter ema debris_weight max_val "
+        "epochs steps batch_size crop lr lr_decay real_share scale_jitter zoom ema debris_weight max_val "
         "seed workers "
         "max_steps pretrained init width device val_slides test_slides"
     ).split()

@@ -42,6 +42,8 @@ class DetectTrainConfig:
     lr_decay: float = 0.9  # per epoch, exponential, as the classifier's (an eighth by the 20th)
     real_share: float = 0.5  # share of crops from real pictures (when there are any)
     scale_jitter: float = 0.15  # each training picture's scale times 1 +- this (other optics)
+    zoom: float = 0.0  # each crop zoomed by a new factor within 1 / (1 + zoom) .. 1 + zoom (a
+    # chromosome width misjudged; 0: off); the prepared pictures keep one scale each
     pretrained: str = "imagenet"  # the encoder starts from ImageNet (imagenet) or not (none)
     init: str = ""  # a detector model folder (or "default") to start from, instead of pretrained
     width: str = "plain"  # how the chromosome width is measured (detect.WIDTHS; config "width")
@@ -68,6 +70,8 @@ class DetectTrainConfig:
             raise ValueError("need 0 < lr < 1 and 0 < lr_decay <= 1")
         if not (0 <= self.real_share <= 1 and 0 <= self.scale_jitter < 0.5):
             raise ValueError("need 0 <= real_share <= 1 and 0 <= scale_jitter < 0.5")
+        if not 0 <= self.zoom <= 1:
+            raise ValueError(f"zoom must be within 0 (off) and 1, not {self.zoom}")
         if self.pretrained not in ("imagenet", "none"):
             raise ValueError(f"pretrained must be imagenet or none, not {self.pretrained!r}")
         if not self.debris_weight >= 1:
@@ -194,33 +198,47 @@ class CropSampler:
                 pool = self.real[rng.integers(len(self.real))]
             else:
                 pool = self.synthetic
-            x, y = crop(pool[rng.integers(len(pool))], cfg.crop, rng)
+            x, y = crop(pool[rng.integers(len(pool))], cfg.crop, rng, zoom=cfg.zoom)
             xs.append(x)
             ys.append(y)
         return np.stack(xs)[:, None], np.stack(ys)
 
 
-def crop(picture: dict, side: int, rng: np.random.Generator):
+def crop(picture: dict, side: int, rng: np.random.Generator, *, zoom: float = 0.0):
     """A ``side`` x ``side`` crop around a random chromosome (or anywhere, one time in five),
-    turned, flipped, and with its contrast, light, noise and sharpness changed."""
+    zoomed (``zoom`` > 0: by a factor within 1 / (1 + zoom) .. 1 + zoom, the centre heat map
+    drawn again at the new scale), turned, flipped, and with its contrast, light, noise and
+    sharpness changed."""
+    from ..detect._targets import heat_map
+
     image, targets = picture["image"], picture["targets"]
     h, w = image.shape
+    z = float(np.exp(rng.uniform(-np.log1p(zoom), np.log1p(zoom)))) if zoom else 1.0
+    big = max(8, round(side * z))  # the crop's side in the prepared picture
     if len(picture["centres"]) and rng.random() < 0.8:
         r, c = picture["centres"][rng.integers(len(picture["centres"]))]
         r, c = (
-            r + rng.integers(-side // 3, side // 3 + 1),
-            c + rng.integers(-side // 3, side // 3 + 1),
+            r + rng.integers(-big // 3, big // 3 + 1),
+            c + rng.integers(-big // 3, big // 3 + 1),
         )
     else:
         r, c = rng.integers(h), rng.integers(w)
-    top, left = int(r) - side // 2, int(c) - side // 2
-    x = np.ones((side, side), np.float32)
-    y = np.zeros((targets.shape[0], side, side), np.float32)
+    top, left = int(r) - big // 2, int(c) - big // 2
+    x = np.ones((big, big), np.float32)
+    y = np.zeros((targets.shape[0], big, big), np.float32)
     r0, c0 = max(top, 0), max(left, 0)
-    r1, c1 = min(top + side, h), min(left + side, w)
+    r1, c1 = min(top + big, h), min(left + big, w)
     if r1 > r0 and c1 > c0:
         x[r0 - top : r1 - top, c0 - left : c1 - left] = image[r0:r1, c0:c1]
         y[:, r0 - top : r1 - top, c0 - left : c1 - left] = targets[:, r0:r1, c0:c1]
+    if big != side:
+        from PIL import Image
+
+        x = np.asarray(Image.fromarray(x, "F").resize((side, side), Image.BILINEAR))
+        at = np.minimum(((np.arange(side) + 0.5) * big / side).astype(int), big - 1)
+        y = y[:, at][:, :, at]  # masks: nearest
+        centres = (picture["centres"] - (top, left)) * (side / big)
+        y[0] = heat_map(centres, (side, side))  # peaks of height exactly 1 again
     k = int(rng.integers(4))
     x, y = np.rot90(x, k), np.rot90(y, k, axes=(1, 2))
     if rng.random() < 0.5:
