@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 from scipy import ndimage as ndi
 
 from metasift import annotations
@@ -76,3 +77,16 @@ def test_derive_writes_a_labelled_set_and_leaves_the_pictures_alone(tmp_path):
     assert few.chromosome_count < 40
     again = from_real.derive(items, tmp_path / "again", seed=3)
     assert [p.read_bytes() for p, _, _ in again] == [p.read_bytes() for p, _, _ in rows]
+
+
+def test_derive_refuses_what_would_go_wrong(tmp_path):
+    target = _mfish()
+    with pytest.raises(ValueError, match="share a name"):
+        from_real.derive([("a", target, "available", "g", 1)] * 2, tmp_path / "x")
+    with pytest.raises(ValueError, match="lies inside"):
+        from_real.derive([("a", target, "available", "g", 1)], DATA)
+    few = annotations.InstanceTarget(target.image, (target.instances == 1).astype(np.uint16),
+                                     target.classes, "karyotype mask")  # fmt: skip
+    with pytest.raises(ValueError, match=r"V1301XY\.png: 1 chromosomes annotated"):
+        from_real.derive([("a", few, "available", "g", 1)], tmp_path / "y")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

@@ -165,6 +165,17 @@ def derive(
     (path, label, group) rows, each original picture ``copies`` times (a training manifest's
     weighting), and writes ``out/labels.csv`` with each picture once."""
     out = Path(out)
+    names = [name for name, *_ in items]
+    if len(set(names)) < len(names):
+        raise ValueError("derive: two items share a name; their pictures would overwrite")
+    for _name, target, label, *_ in items:
+        if out.resolve() in Path(target.image).resolve().parents:
+            raise ValueError(f"{target.image}: lies inside {out}; write the set elsewhere")
+        if label == "available" and target.count < 16:
+            raise ValueError(
+                f"{target.image}: {target.count} chromosomes annotated in a usable picture; "
+                "too few to erase down to 12-36 (check its annotation)"
+            )
     rng = np.random.default_rng(seed)
     pictures = [
         (name, read_stored(t.image), t.instances, label, group, copies)
@@ -177,7 +188,7 @@ def derive(
         rows += [(path, label, group)] * copies
         if label != "available":
             continue
-        partners = [p for p in pictures if p[4] == group and p[0] != name]
+        partners = [p for p in pictures if p[4] == group and p[0] != name and p[2].any()]
         for k in range(copies):
             few, _ = too_few(picture, instances, rng)
             write_png(out / "too_few" / f"{name}_{k}.png", few)
