@@ -32,6 +32,8 @@ def main() -> None:
     p.add_argument("--slides", required=True, help="comma-separated: the held-out slides")
     p.add_argument("--seed", type=int, default=7)
     args = p.parse_args()
+    if args.mfish.resolve() in (args.out.resolve(), *args.out.resolve().parents):
+        p.error(f"{args.out}: inside {args.mfish}; nothing is written into a data folder")
     if args.out.exists() and any(args.out.iterdir()):
         p.error(f"{args.out}: not empty")
     slides = set(args.slides.split(","))

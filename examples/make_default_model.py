@@ -37,7 +37,8 @@ real rows (``real_rows`` below).
     python examples/make_default_model.py [--build build] [--skip-training] \
         [--mfish ../shared/data/mfish-dev --giemsa ../shared/data/giemsa-dev]
 
-Without --mfish and --giemsa only stage 1 is made and packaged.
+Without the real sets (--mfish and --giemsa, found in ../shared/data by default) only stage 1 is
+made and packaged.
 """
 
 import argparse
@@ -48,6 +49,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from metasift.atomic import atomic_write
 from metasift.criteria import MIN_CHROMOSOMES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,19 +86,24 @@ def real_rows(build: Path, mfish: Path, giemsa: Path, seed: int = 5) -> list[tup
     from metasift.synth.from_real import derive
 
     items = []  # (name, target, label, group, copies)
-    for r in csv.DictReader(open(mfish / "manifest.csv", newline="")):
+    with open(mfish / "manifest.csv", newline="") as fh:
+        mfish_rows = list(csv.DictReader(fh))
+    with open(giemsa / "manifest.csv", newline="") as fh:
+        giemsa_rows = list(csv.DictReader(fh))
+    for r in mfish_rows:
         if r["slide"] in HELD_OUT_SLIDES:
             continue
         target = mfish_target(mfish / r["image"], mfish / r["karyotype_mask"])
         label = "available" if int(r["chromosome_count"]) >= MIN_CHROMOSOMES else "too_few"
         split = "val" if r["slide"] in VAL_SLIDES else "train"
         items.append(("mfish_" + Path(r["image"]).stem, target, label, f"{split}/dapi", 2))
-    for r in csv.DictReader(open(giemsa / "manifest.csv", newline="")):
+    for r in giemsa_rows:
         if r["image"] in HELD_OUT_GIEMSA or r["label"] not in ("keep", "reject"):
             continue
         target = box_target(giemsa / r["image"], giemsa / r["chromosome_boxes"])
         label = GIEMSA_CLASSES.get(r["label"]) or r["reason"]
         items.append(("giemsa_" + Path(r["image"]).stem, target, label, "train/giemsa", 3))
+    shutil.rmtree(build / "cls_real", ignore_errors=True)  # this recipe's own output, made again
     rows = derive(items, build / "cls_real", seed=seed)
     return [(path, label, group.split("/")[0]) for path, label, group in rows]
 
@@ -108,11 +115,13 @@ def stage2_manifest(build: Path, mfish: Path, giemsa: Path) -> Path:
     for name, (n, seed, options) in STAGE2_SYNTH.items():
         if not (build / name / "labels.csv").is_file():
             metasift("synth", build / name, "--n", n, "--seed", seed, *options)
-        for i, r in enumerate(csv.DictReader(open(build / name / "labels.csv", newline=""))):
+        with open(build / name / "labels.csv", newline="") as fh:
+            synthetic = list(csv.DictReader(fh))
+        for i, r in enumerate(synthetic):
             rows.append((build / name / r["path"], r["label"], "val" if i % 10 == 9 else "train"))
     rows += real_rows(build, mfish, giemsa)
     manifest = build / "stage2.csv"
-    with open(manifest, "w", newline="") as fh:
+    with atomic_write(manifest) as fh:
         out = csv.writer(fh)
         out.writerow(["path", "label", "split"])
         out.writerows(
@@ -166,8 +175,12 @@ def main():
     )
     parser.add_argument("--build", type=Path, default=ROOT / "build")
     parser.add_argument("--skip-training", action="store_true", help="package an existing build")
-    parser.add_argument("--mfish", type=Path, help="stage 2: the real DAPI set (mfish-dev)")
-    parser.add_argument("--giemsa", type=Path, help="stage 2: the real Giemsa set (giemsa-dev)")
+    shared = ROOT.parent / "shared" / "data"
+    found = {n: shared / n if (shared / n).is_dir() else None for n in ("mfish-dev", "giemsa-dev")}
+    parser.add_argument("--mfish", type=Path, default=found["mfish-dev"],
+                        help="stage 2: the real DAPI set (default: ../shared/data/mfish-dev)")  # fmt: skip
+    parser.add_argument("--giemsa", type=Path, default=found["giemsa-dev"],
+                        help="stage 2: the real Giemsa set (default: ../shared/data/giemsa-dev)")  # fmt: skip
     args = parser.parse_args()
     if (args.mfish is None) != (args.giemsa is None):
         parser.error("stage 2 needs both --mfish and --giemsa")

@@ -214,9 +214,17 @@ def test_bundled_detector_counts_a_real_dapi_spread_it_never_read(bundled):
 
     got = detect_file(DATA / "mfish_unseen" / "V1801XY.png", bundled)
     assert abs(got.findings.chromosome_count - 46) <= 3
-    # one spread of enough chromosomes; a known false call stays visible here: the pile of
-    # overlapping chromosomes at its centre (440 overlap pixels in the expert mask) is taken for
-    # debris over chromosomes since stage 5 (README, Debris)
     assert got.findings.spread_count == 1 and "too_few" not in got.findings.verdicts
-    assert got.findings.verdicts == ["debris"]
     assert 0 < got.count_sd < 10  # some peaks are doubtful: the count says how sure it is
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known false call since stage 5: the pile of overlapping chromosomes at V1801XY's "
+    "centre (440 overlap pixels in its expert mask) is taken for debris (README, Debris)",
+)
+def test_bundled_detector_keeps_that_spread(bundled):
+    from metasift.detect import detect_file
+
+    got = detect_file(DATA / "mfish_unseen" / "V1801XY.png", bundled)
+    assert got.findings.verdicts == []

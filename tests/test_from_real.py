@@ -3,6 +3,7 @@ DAPI and Giemsa pictures, measured with the training-free counter."""
 
 import csv
 import hashlib
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -81,10 +82,18 @@ def test_derive_writes_a_labelled_set_and_leaves_the_pictures_alone(tmp_path):
 
 def test_derive_refuses_what_would_go_wrong(tmp_path):
     target = _mfish()
-    with pytest.raises(ValueError, match="share a name"):
+    with pytest.raises(ValueError, match="one name"):
         from_real.derive([("a", target, "available", "g", 1)] * 2, tmp_path / "x")
-    with pytest.raises(ValueError, match="lies inside"):
-        from_real.derive([("a", target, "available", "g", 1)], DATA)
+    with pytest.raises(ValueError, match="one name"):  # a_0 is also a's first made picture
+        from_real.derive([("a", target, "available", "g", 1), ("a_0", target, "available", "g", 1)],
+                         tmp_path / "x")  # fmt: skip
+    (tmp_path / "full" / "available").mkdir(parents=True)  # a labelled set: its pictures stay
+    shutil.copy(target.image, tmp_path / "full" / "available" / "a.png")
+    (tmp_path / "full" / "labels.csv").write_text("path,label\n")
+    with pytest.raises(ValueError, match="not empty"):
+        from_real.derive([("a", target, "available", "g", 1)], tmp_path / "full")
+    assert (tmp_path / "full" / "labels.csv").read_text() == "path,label\n"
+    assert (tmp_path / "full" / "available" / "a.png").read_bytes() == target.image.read_bytes()
     few = annotations.InstanceTarget(target.image, (target.instances == 1).astype(np.uint16),
                                      target.classes, "karyotype mask")  # fmt: skip
     with pytest.raises(ValueError, match=r"V1301XY\.png: 1 chromosomes annotated"):
