@@ -12,7 +12,8 @@
 # environment: PYTHON (python3), DEADLINE_S (seconds the whole script may take, 540), N_TRAIN
 # (synthetic pictures per stain, 1000), EPOCHS (30), STEPS (100), BATCH (16), DEVICE (auto),
 # WIDTH (bodies: as the bundled detector's stage 3), EMA (0.998: the weights' moving average),
-# DEBRIS_WEIGHT (5: a debris pixel's weight; the bundled detector's stage 4 used 5, then 20).
+# DEBRIS_WEIGHT (5: a debris pixel's weight; the bundled detector's stage 4 used 5, then 20),
+# ZOOM (0.4: crops zoomed by up to 1.4x either way, as its stage 5).
 # Smoke test on a CPU: N_TRAIN=4 EPOCHS=1 STEPS=1 BATCH=2 DEVICE=cpu benchmarks/gpu_detector.sh build/real
 #
 # Results: RESULTS_DIR/train.log, RESULTS_DIR/accuracy.json (and .log), and the model folder
@@ -50,7 +51,7 @@ timeout "$left" $py -m metasift train-detector "$work"/train_dapi "$work"/train_
     --val-slides V18,V27 --test-slides "V13,V16,V24,V28,$held" --out "$work/detector" \
     --epochs "${EPOCHS:-30}" --steps "${STEPS:-100}" --batch-size "${BATCH:-16}" \
     --width "${WIDTH:-bodies}" --ema "${EMA:-0.998}" --debris-weight "${DEBRIS_WEIGHT:-5}" \
-    --device "${DEVICE:-auto}" --workers "$(nproc)" $([ -f "$work/detector/checkpoint.pt" ] && echo --resume) \
+    --zoom "${ZOOM:-0.4}" --device "${DEVICE:-auto}" --workers "$(nproc)" $([ -f "$work/detector/checkpoint.pt" ] && echo --resume) \
     >"$results/train.log" 2>&1
 say "training ended ($?): $(grep -c '^epoch' "$results/train.log") epochs"
 if [ ! -f "$work/detector/model.onnx" ]; then # stopped before the end: the best epoch so far
