@@ -123,6 +123,28 @@ def test_zoomed_crops_keep_their_targets_consistent():
         DetectTrainConfig(zoom=1.5)
 
 
+def test_a_clean_karyotype_teaches_that_its_chromosomes_are_no_debris():
+    """--clean-karyotypes: on a karyotype-masked real picture, calling a chromosome pixel debris
+    or nucleus costs; without it the real picture says nothing about debris. Centromeres stay
+    unknown either way (the real sets do not mark them)."""
+    from metasift.detect._targets import TARGETS, encode
+    from metasift.train.detector import detection_loss
+
+    instances = np.zeros((32, 32), np.uint16)
+    instances[8:24, 12:18] = 1
+    classes = (instances > 0).astype(np.uint8)
+    plain = encode(instances, classes, 1.0, (32, 32), full=False)
+    clean = encode(instances, classes, 1.0, (32, 32), full=False, clean=True)
+    k3 = TARGETS.index("known3")
+    assert not plain[k3].any() and np.array_equal(clean[k3] > 0, instances > 0)
+    assert np.array_equal(plain[:k3], clean[:k3])  # centromeres: unknown in both
+    logits = torch.full((1, 6, 32, 32), -4.0)
+    logits[:, 5] = 4.0  # debris everywhere
+    cost = [float(detection_loss(logits, torch.from_numpy(t[None].astype(np.float32)))[0])
+            for t in (plain, clean)]  # fmt: skip
+    assert cost[1] > cost[0] + 1
+
+
 def test_debris_pixels_weigh_more_when_asked():
     """--debris-weight: a debris pixel the network misses costs that many times more; the
     other outputs' losses stay as they were."""
@@ -130,7 +152,7 @@ def test_debris_pixels_weigh_more_when_asked():
     from metasift.train.detector import detection_loss
 
     targets = torch.zeros(1, len(TARGETS), 32, 32)
-    targets[:, 6:8] = 1  # every output known (a synthetic picture)
+    targets[:, 6:] = 1  # every output known (a synthetic picture)
     targets[:, 5, 10:14, 10:14] = 1  # a small particle
     logits = torch.full((1, 6, 32, 32), -4.0)  # nothing anywhere
     plain, _ = detection_loss(logits, targets)

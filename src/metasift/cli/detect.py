@@ -49,6 +49,12 @@ def add_parsers(sub) -> None:
     ):
         opt.add_argument(flag, type=kind)
     opt.add_argument("--pretrained", choices=("imagenet", "none"))
+    opt.add_argument(
+        "--clean-karyotypes",
+        action="store_true",
+        default=None,
+        help="a karyotype mask's chromosome pixels (overlaps too) teach not-nucleus, not-debris",
+    )
     opt.add_argument("--init", metavar="MODEL_DIR", help="start from this detector (fine-tune)")
     opt.add_argument(
         "--width",
@@ -66,7 +72,7 @@ def _train_detector(args) -> int:
     names = (
         "epochs steps batch_size crop lr lr_decay real_share scale_jitter zoom ema debris_weight max_val "
         "seed workers "
-        "max_steps pretrained init width device val_slides test_slides"
+        "max_steps pretrained clean_karyotypes init width device val_slides test_slides"
     ).split()
     config = DetectTrainConfig.resolve(args.config, **{k: getattr(args, k) for k in names})
     train_detector(args.data, args.out, config, resume=args.resume)

@@ -18,7 +18,12 @@ FALLBACK_SIDE = 640  # a picture with nothing measurable: its long side at the i
 SIGMA = TARGET_WIDTH / 4  # the centre heat map's Gaussian, in input pixels (CenterNet-style)
 # target channels: the six outputs, then where the chromosome outputs (centre, foreground,
 # boundary) are known, then where the others (centromere, nucleus, debris) are
-TARGETS = ("centre", "foreground", "boundary", "centromere", "nucleus", "debris", "known", "known2")
+TARGETS = (
+    "centre", "foreground", "boundary", "centromere", "nucleus", "debris", "known", "known2",
+    "known3",
+)  # fmt: skip
+# known: where chromosomes are annotated; known2: centromeres, nuclei and debris too (synthetic
+# pictures); known3: nuclei and debris (synthetic pictures, and a clean real set's chromosomes)
 
 
 WIDTHS = ("plain", "bodies")  # how a detector measures the chromosome width (config "width")
@@ -84,11 +89,19 @@ def centres_of(instances: np.ndarray) -> np.ndarray:
 
 
 def encode(
-    instances: np.ndarray, classes: np.ndarray, scale: float, shape: tuple[int, int], *, full: bool
+    instances: np.ndarray,
+    classes: np.ndarray,
+    scale: float,
+    shape: tuple[int, int],
+    *,
+    full: bool,
+    clean: bool = False,
 ) -> np.ndarray:
     """Targets (``TARGETS``, float16) at the input's ``shape`` for a picture's instance mask and
     class map; ``full``: the class map also marks centromeres, nuclei and debris (synthetic
-    pictures; the real sets mark only chromosomes)."""
+    pictures; the real sets mark only chromosomes); ``clean``: a real picture whose chromosome
+    pixels are known to be neither nucleus nor debris (a karyotyped spread: its piles of
+    overlapping chromosomes are chromosomes)."""
     h, w = shape
     rows = np.minimum(((np.arange(h) + 0.5) / scale).astype(int), instances.shape[0] - 1)
     cols = np.minimum(((np.arange(w) + 0.5) / scale).astype(int), instances.shape[1] - 1)
@@ -105,6 +118,7 @@ def encode(
     out[5] = cls == DEBRIS
     out[6] = cls != UNKNOWN
     out[7] = out[6] if full else 0
+    out[8] = out[7] if full else (out[1] if clean else 0)
     return out.astype(np.float16)
 
 

@@ -42,6 +42,8 @@ class DetectTrainConfig:
     lr_decay: float = 0.9  # per epoch, exponential, as the classifier's (an eighth by the 20th)
     real_share: float = 0.5  # share of crops from real pictures (when there are any)
     scale_jitter: float = 0.15  # each training picture's scale times 1 +- this (other optics)
+    clean_karyotypes: bool = False  # a karyotype mask's chromosome pixels teach "not nucleus,
+    # not debris" (a karyotyped spread is clean; the real sets mark no debris at all otherwise)
     zoom: float = 0.0  # each crop zoomed by a new factor within 1 / (1 + zoom) .. 1 + zoom (a
     # chromosome width misjudged; 0: off); the prepared pictures keep one scale each
     pretrained: str = "imagenet"  # the encoder starts from ImageNet (imagenet) or not (none)
@@ -152,12 +154,14 @@ def _prepare(job) -> dict:
     from ..detect._targets import encode, measure_width, resized, scale_for
     from ..io import read_image
 
-    folder, index, real, jitter, width = job
+    folder, index, real, jitter, width, clean = job
     target = target_of(folder, index)
     image, _ = read_image(target.image)
     scale = scale_for(image.shape, measure_width(image, width)) * jitter
     small = resized(image, scale)
-    targets = encode(target.instances, target.classes, scale, small.shape, full=not real)
+    clean = clean and target.source == "karyotype mask"
+    targets = encode(target.instances, target.classes, scale, small.shape, full=not real,
+                     clean=clean)  # fmt: skip
     centres = np.argwhere(targets[0] >= 0.999)
     return dict(
         path=str(target.image), image=small.astype(np.float16), targets=targets,
@@ -166,10 +170,10 @@ def _prepare(job) -> dict:
 
 
 def prepare_all(
-    items, *, jitter: float, seed: int, workers: int, width: str = "plain"
+    items, *, jitter: float, seed: int, workers: int, width: str = "plain", clean: bool = False
 ) -> list[dict]:
     rng = np.random.default_rng(seed)
-    jobs = [(f, i, real, 1 + rng.uniform(-jitter, jitter), width) for f, i, real in items]
+    jobs = [(f, i, real, 1 + rng.uniform(-jitter, jitter), width, clean) for f, i, real in items]
     if workers <= 1 or len(jobs) < 4:
         return [_prepare(j) for j in jobs]
     with ProcessPoolExecutor(workers) as pool:
@@ -274,7 +278,7 @@ def detection_loss(logits, targets, debris_weight: float = 1.0):
     import torch
     import torch.nn.functional as F
 
-    known, known2 = targets[:, 6:7], targets[:, 7:8]
+    known, known2, known3 = targets[:, 6:7], targets[:, 7:8], targets[:, 8:9]
     heat = targets[:, 0:1]
     p = torch.sigmoid(logits[:, 0:1]).clamp(1e-4, 1 - 1e-4)
     pos = (heat >= 0.999).float() * known
@@ -282,8 +286,8 @@ def detection_loss(logits, targets, debris_weight: float = 1.0):
     focal = -(torch.log(p) * (1 - p) ** 2 * pos + torch.log(1 - p) * p**2 * neg).sum()
     focal = focal / pos.sum().clamp(min=1)
     bce = F.binary_cross_entropy_with_logits(logits[:, 1:], targets[:, 1:6], reduction="none")
-    debris = known2 * (1 + (debris_weight - 1) * targets[:, 5:6])
-    weights = torch.cat([known, known * (1 + 4 * targets[:, 2:3]), known2, known2, debris], 1)
+    debris = known3 * (1 + (debris_weight - 1) * targets[:, 5:6])
+    weights = torch.cat([known, known * (1 + 4 * targets[:, 2:3]), known2, known3, debris], 1)
     per = (bce * weights).sum((0, 2, 3)) / weights.sum((0, 2, 3)).clamp(min=1)
     loss = focal + per[0] + per[1] + 0.5 * (per[2] + per[3] + per[4])
     right = ((logits[:, 1:2] > 0) == (targets[:, 1:2] > 0.5)).float() * known
@@ -353,7 +357,7 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
     log(f"preparing {len(split['train'])} training and {len(split['val'])} validation pictures")
     pictures = prepare_all(
         split["train"], jitter=config.scale_jitter, seed=config.seed, workers=workers,
-        width=config.width,
+        width=config.width, clean=config.clean_karyotypes,
     )  # fmt: skip
     rng = np.random.default_rng(config.seed)
     val_items = split["val"]
@@ -361,7 +365,8 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
         val_items = [
             val_items[i] for i in sorted(rng.choice(len(val_items), config.max_val, replace=False))
         ]
-    val = prepare_all(val_items, jitter=0.0, seed=config.seed, workers=workers, width=config.width)
+    val = prepare_all(val_items, jitter=0.0, seed=config.seed, workers=workers, width=config.width,
+                      clean=config.clean_karyotypes)  # fmt: skip
     sampler = CropSampler(pictures, config)
     torch.manual_seed(config.seed)
     net = build_net(config.pretrained == "imagenet" and not config.init).to(device)
