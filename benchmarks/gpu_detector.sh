@@ -13,7 +13,8 @@
 # (synthetic pictures per stain, 1000), EPOCHS (30), STEPS (100), BATCH (16), DEVICE (auto),
 # WIDTH (bodies: as the bundled detector's stage 3), EMA (0.998: the weights' moving average),
 # DEBRIS_WEIGHT (5: a debris pixel's weight; the bundled detector's stage 4 used 5, then 20),
-# ZOOM (0.4: crops zoomed by up to 1.4x either way, as its stage 5).
+# ZOOM (0.4: crops zoomed by up to 1.4x either way, as its stage 5; 0 as before it existed: a
+# checkpoint left in WORK_DIR by a run with another ZOOM refuses to resume).
 # Smoke test on a CPU: N_TRAIN=4 EPOCHS=1 STEPS=1 BATCH=2 DEVICE=cpu benchmarks/gpu_detector.sh build/real
 #
 # Results: RESULTS_DIR/train.log, RESULTS_DIR/accuracy.json (and .log), and the model folder

@@ -121,6 +121,8 @@ def test_zoomed_crops_keep_their_targets_consistent():
     assert max(areas) > 1.3 * min(areas)  # zoomed in and out
     with pytest.raises(ValueError, match="zoom"):
         DetectTrainConfig(zoom=1.5)
+    with pytest.raises(ValueError, match="clean_karyotypes"):
+        DetectTrainConfig(clean_karyotypes="false")  # a quoted YAML value
 
 
 def test_a_clean_karyotype_teaches_that_its_chromosomes_are_no_debris():

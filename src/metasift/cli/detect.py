@@ -51,9 +51,10 @@ def add_parsers(sub) -> None:
     opt.add_argument("--pretrained", choices=("imagenet", "none"))
     opt.add_argument(
         "--clean-karyotypes",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=None,
-        help="a karyotype mask's chromosome pixels (overlaps too) teach not-nucleus, not-debris",
+        help="a karyotype mask's chromosome pixels (overlaps too) teach not-nucleus, not-debris "
+        "(validation pictures' loss too)",
     )
     opt.add_argument("--init", metavar="MODEL_DIR", help="start from this detector (fine-tune)")
     opt.add_argument(

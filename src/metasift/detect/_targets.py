@@ -17,13 +17,13 @@ TARGET_WIDTH = 7.0  # pixels a chromosome is wide at the network's input: a few,
 FALLBACK_SIDE = 640  # a picture with nothing measurable: its long side at the input
 SIGMA = TARGET_WIDTH / 4  # the centre heat map's Gaussian, in input pixels (CenterNet-style)
 # target channels: the six outputs, then where the chromosome outputs (centre, foreground,
-# boundary) are known, then where the others (centromere, nucleus, debris) are
+# boundary) are known, where the centromere output is, where the nucleus and debris outputs are
 TARGETS = (
     "centre", "foreground", "boundary", "centromere", "nucleus", "debris", "known", "known2",
     "known3",
 )  # fmt: skip
-# known: where chromosomes are annotated; known2: centromeres, nuclei and debris too (synthetic
-# pictures); known3: nuclei and debris (synthetic pictures, and a clean real set's chromosomes)
+# known: where chromosomes are annotated; known2: where centromeres are (synthetic pictures);
+# known3: where nuclei and debris are (synthetic pictures, and a clean real set's chromosomes)
 
 
 WIDTHS = ("plain", "bodies")  # how a detector measures the chromosome width (config "width")

@@ -72,6 +72,10 @@ class DetectTrainConfig:
             raise ValueError("need 0 < lr < 1 and 0 < lr_decay <= 1")
         if not (0 <= self.real_share <= 1 and 0 <= self.scale_jitter < 0.5):
             raise ValueError("need 0 <= real_share <= 1 and 0 <= scale_jitter < 0.5")
+        if not isinstance(self.clean_karyotypes, bool):
+            raise ValueError(
+                f"clean_karyotypes must be true or false, not {self.clean_karyotypes!r}"
+            )
         if not 0 <= self.zoom <= 1:
             raise ValueError(f"zoom must be within 0 (off) and 1, not {self.zoom}")
         if self.pretrained not in ("imagenet", "none"):
