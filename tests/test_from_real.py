@@ -12,7 +12,8 @@ from scipy import ndimage as ndi
 
 from metasift import annotations
 from metasift.count import count_file
-from metasift.synth import from_real
+from metasift.io import decode
+from metasift.synth import from_real, save_image
 
 DATA = Path(__file__).parent / "data"
 
@@ -25,7 +26,7 @@ def _mfish():
 
 def test_too_few_erases_chromosomes_and_keeps_the_rest(tmp_path):
     target = _mfish()
-    picture = from_real.read_stored(target.image)
+    picture = decode(target.image)[0]
     rng = np.random.default_rng(0)
     few, kept_ids = from_real.too_few(picture, target.instances, rng, keep_range=(20, 20))
     assert len(kept_ids) == 20 and few.shape == picture.shape and few.dtype == picture.dtype
@@ -38,7 +39,7 @@ def test_too_few_erases_chromosomes_and_keeps_the_rest(tmp_path):
         target.instances > 0, iterations=6
     )
     assert picture[ring].mean() - 2 < few[erased].mean() < picture[erased].mean() - 40
-    from_real.write_png(tmp_path / "few.png", few)
+    save_image(tmp_path / "few.png", few, "png")
     before = count_file(target.image).chromosome_count
     after = count_file(tmp_path / "few.png").chromosome_count
     assert before >= 40 and after < 30, (before, after)
@@ -46,7 +47,7 @@ def test_too_few_erases_chromosomes_and_keeps_the_rest(tmp_path):
 
 def test_mixed_pastes_a_second_spread_beside_the_first():
     target = _mfish()
-    picture = from_real.read_stored(target.image)
+    picture = decode(target.image)[0]
     rng = np.random.default_rng(1)
     mirrored = picture[:, ::-1], target.instances[:, ::-1]
     two = from_real.mixed(picture, target.instances, *mirrored, rng)

@@ -26,16 +26,11 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..annotations import InstanceTarget
-from ..atomic import atomic_path, atomic_write
+from ..atomic import atomic_write
+from ..io import decode
+from ._dataset import save_image
 
 GLOW = 6  # pixels around a chromosome that belong to it (DAPI glow, Giemsa halo)
-
-
-def stored(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return np.asarray(im.convert("L") if im.mode in ("P", "LA", "1") else im)
 
 
 def local_background(picture, objects):
@@ -116,9 +111,7 @@ def mixed(picture, instances, other, other_instances, rng):
     r1 = min(other.shape[0], rows.max() + 1 + 3 * GLOW)
     c1 = min(other.shape[1], cols.max() + 1 + 3 * GLOW)
     theirs = local_background(other, other_instances > 0)
-    level = np.median(
-        theirs[_plain(other_instances > 0)], axis=0
-    )  # its plain background, away from the spread
+    level = np.median(theirs[_plain(other_instances > 0)], axis=0)  # away from the spread
     lift = (other.astype(np.float32) - level)[r0:r1, c0:c1]  # the spread and its glow
     where = ndi.binary_dilation(other_instances[r0:r1, c0:c1] > 0, iterations=GLOW)
     h, w = picture.shape[:2]
@@ -145,24 +138,6 @@ def mixed(picture, instances, other, other_instances, rng):
     source = background + noise
     source[top : top + ph, left : left + pw] += lift
     return _paint(canvas, region, source, feather=GLOW / 2)
-
-
-def read_stored(path: str | os.PathLike) -> np.ndarray:
-    """The picture's stored values (grey or RGB, 8 or 16 bits), as the file holds them."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        if im.mode not in ("L", "I;16", "RGB"):
-            im = im.convert("RGB" if im.mode in ("RGBA", "P", "CMYK") else "L")
-        return np.asarray(im)
-
-
-def write_png(path: str | os.PathLike, picture: np.ndarray) -> None:
-    from PIL import Image
-
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        Image.fromarray(picture).save(tmp, format="PNG")
 
 
 def derive(
@@ -194,24 +169,25 @@ def derive(
             )
     rng = np.random.default_rng(seed)
     pictures = [
-        (name, read_stored(t.image), t.instances, label, group, copies)
+        (name, decode(t.image)[0], t.instances, label, group, copies)  # the stored values
         for name, t, label, group, copies in items
     ]
     rows = []
     for name, picture, instances, label, group, copies in pictures:
         path = out / label / f"{name}.png"
-        write_png(path, picture)
+        save_image(path, picture, "png")
         rows += [(path, label, group)] * copies
         if label != "available":
             continue
         partners = [p for p in pictures if p[4] == group and p[0] != name and p[2].any()]
         for k in range(copies):
             few, _ = too_few(picture, instances, rng)
-            write_png(out / "too_few" / f"{name}_{k}.png", few)
+            save_image(out / "too_few" / f"{name}_{k}.png", few, "png")
             rows.append((out / "too_few" / f"{name}_{k}.png", "too_few", group))
             other = partners[rng.integers(len(partners))] if partners else None
             second = (other[1], other[2]) if other else (picture[:, ::-1], instances[:, ::-1])
-            write_png(out / "mixed" / f"{name}_{k}.png", mixed(picture, instances, *second, rng))
+            two = mixed(picture, instances, *second, rng)
+            save_image(out / "mixed" / f"{name}_{k}.png", two, "png")
             rows.append((out / "mixed" / f"{name}_{k}.png", "mixed", group))
     with atomic_write(out / "labels.csv") as fh:
         writer = csv.writer(fh)
