@@ -253,22 +253,24 @@ def test_count_resume_after_interruption_gives_the_same_file(tmp_path):
     assert all(r["too_few"] == "1" for r in csv.DictReader(part.open()) if not r["error"])
 
 
-def test_a_picture_the_counter_fails_on_does_not_end_the_batch(tmp_path, monkeypatch):
-    from metasift import count
+@pytest.mark.parametrize("counter", ["classic", "detector"])
+def test_a_picture_the_counter_fails_on_does_not_end_the_batch(tmp_path, monkeypatch, counter):
+    from metasift import count, detect
 
     for name in ("a.png", "b.png"):
         shutil.copy(DATA / "mfish" / "V1301XY.png", tmp_path / name)
-    real = count.count_read
+    module, name = (count, "count_read") if counter == "classic" else (detect, "detect_read")
+    real = getattr(module, name)
 
     def failing(image, info, **kw):  # a fault injected on one picture, as a bug would be
         if info.path.endswith("b.png"):
             raise FloatingPointError("injected")
         return real(image, info, **kw)
 
-    monkeypatch.setattr(count, "count_read", failing)
+    monkeypatch.setattr(module, name, failing)
     out = tmp_path / "c.csv"
     assert main(["count", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--out", str(out),
-                 "--workers", "1"]) == 1  # fmt: skip
+                 "--workers", "1", "--counter", counter]) == 1  # fmt: skip
     rows = list(csv.DictReader(out.open()))
     assert rows[0]["error"] == "" and int(rows[0]["chromosome_count"]) > 40
     assert rows[1]["error"].endswith("b.png: counting failed (FloatingPointError: injected)")

@@ -1,5 +1,6 @@
-"""``metasift count``: chromosomes, spreads, nuclei and debris counted without a model, and
-the three verdicts. `count_job` is the whole job, callable from Python."""
+"""``metasift count``: chromosomes, spreads, nuclei and debris counted (by the learned
+detector, or the training-free counter), and the three verdicts. `count_job` is the whole job,
+callable from Python."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from pathlib import Path
 from ._common import HelpFormatter, add_scheduler, list_inputs_or_fail, progress
 
 COUNTERS = ("classic", "detector")
-DEFAULT_COUNTER = "classic"  # counts best on real pictures (benchmarks/detect_accuracy.py)
+DEFAULT_COUNTER = (
+    "detector"  # counts best on real held-out pictures (benchmarks/detect_accuracy.py)
+)
 # keeps and rejects best on real pictures by its verdicts (benchmarks/decision_accuracy.py)
 CLASSIFY_COUNTER = "detector"
 
@@ -44,11 +47,11 @@ def count_settings(counter: str, detector: str, min_chromosomes: int):
 def add_parsers(sub) -> None:
     p = sub.add_parser(
         "count",
-        help="count chromosomes and check the criteria without a model",
+        help="count chromosomes and check the criteria",
         formatter_class=HelpFormatter,
         description="Count chromosomes, spreads, nuclei and debris over chromosomes in "
-        "each picture by image analysis (no training), and give the verdicts mixed, "
-        "debris and too_few with a short reason.",
+        "each picture (by the bundled detector, or --counter classic: image analysis, no "
+        "model), and give the verdicts mixed, debris and too_few with a short reason.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT")
     p.add_argument("--out", type=Path, required=True, help="results .csv or .json")
