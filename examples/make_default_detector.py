@@ -67,10 +67,14 @@ held-out models instead, in BUILD/detector_zoom_A or _B) and copies the model fo
 package (model.onnx, model.safetensors as float16 to stay small, config, history, curves), with
 the decoding its training chose on the real validation pictures it counts (8 of the 11: the
 trainer counts at most 24 of the 43 validation pictures, drawn with its seed; as the fold
-models' figures were taken; ``metasift.train.detector.tune_decoding``) and the debris level.
+models' figures were taken; ``metasift.train.detector.tune_decoding``: a fixed peak height or
+each picture's own threshold, ties to the latter) and the debris level. The stage-5 folders
+bundled and measured here were trained before that search took in the picture's own threshold:
+``--retune`` ran the search again on them (the same validation pictures; with ``--fold``, on
+BUILD/detector_zoom_A or _B, then no packaging); a rerun of the training does it at its end.
 
     python examples/make_default_detector.py [--build build] [--shared ../shared/data] \
-        [--skip-training] [--fold A|B]
+        [--skip-training | --retune] [--fold A|B]
 """
 
 import argparse
@@ -124,6 +128,12 @@ def main() -> None:
         help="instead: the held-out models (giemsa-dev 1, 3, 5, 7 held out: A; 2, 4, 6, 8: B; "
         "mfish-dev V13, V16, V24, V28 by both) in BUILD/detector_zoom_A or _B, for the figures",
     )
+    p.add_argument(
+        "--retune",
+        action="store_true",
+        help="only search the decoding again on the finished stage 5 (BUILD/detector_zoom, or "
+        "_A/_B with --fold), as its training now does at its end; then package it (no --fold)",
+    )
     args = p.parse_args()
     if args.skip_training and args.fold:
         p.error("--fold trains the held-out models; only the bundled one (no --fold) is packaged")
@@ -138,7 +148,14 @@ def main() -> None:
                 "--workers", "1", "--out", str(out), *resume)  # fmt: skip
 
     all_out = args.build / "detector_zoom"
-    if not args.skip_training:
+    if args.retune:  # a folder trained before the picture's own threshold was searched
+        from metasift.train.detector import retune_decoding
+
+        retune_decoding(args.build / f"detector_zoom{'_' + args.fold if args.fold else ''}",
+                        [*folders, *real])  # fmt: skip
+        if args.fold:
+            return
+    elif not args.skip_training:
         for name, n, seed, stain in SYNTH:
             if not (args.build / name / "synth.json").exists():
                 run(*metasift, "synth", str(args.build / name), "--n", str(n), "--seed",

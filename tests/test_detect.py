@@ -50,6 +50,29 @@ def test_a_doubtful_peak_is_uncertainty_not_a_chromosome():
     assert got.count_sd == pytest.approx(0.4, abs=0.01)  # one coin of p = 0.2
 
 
+def test_the_pictures_own_threshold_follows_its_peaks():
+    """soft: a picture's peaks add up as min(1, height / soft), and that many of the highest
+    are chromosomes, however low the network's peaks run on this picture."""
+    fg = np.zeros((40, 130), np.float32)
+    fg[16:23, 5:125] = 1
+    heights = (0.9, 0.9, 0.3, 0.12)  # whole, whole, three-quarters of one, below `unsure`
+    probs = outputs(fg.shape, [], fg)
+    for h, col in zip(heights, (15, 45, 75, 105)):
+        probs[0] = np.maximum(probs[0], h * heat_map(np.array([[19.0, col]]), fg.shape))
+    own = DecodeConfig(soft=0.4, peak=0.15, unsure=0.15, orphan_area=100)
+    got = decode(probs, own)
+    assert got.instances.max() == 3  # round(1 + 1 + 0.75)
+    assert got.instances[19, 105] == got.instances[19, 75]  # the 0.12 peak: not a chromosome
+    assert got.count_sd == pytest.approx(np.sqrt(0.75 * 0.25), abs=0.01)
+    assert decode(probs, DecodeConfig(peak=0.5, orphan_area=100)).instances.max() == 2
+    dim = probs.copy()
+    dim[0] *= 0.5  # the same picture, its peaks half as high (0.45, 0.45, 0.15, 0.06)
+    assert decode(dim, DecodeConfig(peak=0.5, orphan_area=100)).instances.max() == 0
+    assert decode(dim, own).instances.max() == 2  # round(2 * 1): the 0.15 peak is not above
+    with pytest.raises(ValueError, match="soft"):
+        DecodeConfig(soft=1.0)
+
+
 def test_foreground_no_centre_reached_still_counts():
     fg = np.zeros((60, 60), np.float32)
     fg[10:17, 5:35] = 1

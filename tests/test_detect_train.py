@@ -300,3 +300,28 @@ def test_tuning_keeps_the_decoding_it_does_not_search(tiny_detector, tmp_path):
     data = [tiny_detector.parent / "train", tiny_detector.parent / "val"]
     tuned = train_detector(data, tmp_path / "tuned", config, log=lambda *_: None)
     assert tuned["decode"]["debris_level"] == 0.35
+
+
+def test_decoding_is_tuned_again_on_the_same_validation_pictures(tiny_detector, tmp_path):
+    """retune_decoding searches the decodings again (now also the picture's own threshold) on
+    the validation pictures its training drew, writes them into config.json and leaves what
+    it does not search; the same search twice gives the same decoding."""
+    import shutil
+
+    from metasift.detect import Detector
+    from metasift.train.detector import retune_decoding
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_detector, folder)
+    meta = json.loads((folder / "config.json").read_text())
+    meta["decode"]["debris_level"] = 0.35
+    (folder / "config.json").write_text(json.dumps(meta))
+    data = [tiny_detector.parent / "train", tiny_detector.parent / "val"]
+    lines = []
+    first = retune_decoding(folder, data, log=lines.append)
+    assert "on the 1 synthetic validation pictures" in lines[0]
+    assert json.loads((folder / "config.json").read_text())["decode"] == first
+    assert first["debris_level"] == 0.35 and Detector(folder).decode_config.soft == first["soft"]
+    assert retune_decoding(folder, data, log=lines.append) == first
+    with pytest.raises(ValueError, match="no validation pictures"):
+        retune_decoding(folder, data[:1])

@@ -38,6 +38,10 @@ class DecodeConfig:
     debris_level: float = 0.5  # debris pixels: debris probability above this (not nucleus)
     unsure: float = 0.1  # peaks from here to `peak` add to the count's uncertainty only
     window: int = 3  # a peak is the highest point of the window x window square around it
+    # 0: every peak of at least `peak` is a chromosome. Else the picture's own threshold: its
+    # peaks above `unsure`, each counted as min(1, height / soft), add up to n, and the n
+    # highest are the chromosomes (a network's peaks are lower on some pictures than others)
+    soft: float = 0.0
 
     def __post_init__(self):
         for f in fields(self):
@@ -49,6 +53,8 @@ class DecodeConfig:
             raise ValueError(f"need 0 < debris_level < 1, not {self.debris_level}")
         if not 0 < self.peak < 1 or self.unsure > self.peak:
             raise ValueError(f"need 0 <= unsure <= peak < 1, not {self.unsure}, {self.peak}")
+        if self.soft >= 1:
+            raise ValueError(f"need 0 <= soft < 1, not {self.soft}")
 
 
 @dataclass
@@ -88,8 +94,13 @@ def decode(probs: np.ndarray, config: DecodeConfig | None = None) -> Decoded:
     fg = probs[FOREGROUND] > cfg.foreground
     inner = fg & (probs[BOUNDARY] < cfg.boundary)
     candidates = local_peaks(heat, cfg.unsure, cfg.window)
-    sure = candidates[candidates[:, 2] >= cfg.peak]
-    unsure = candidates[candidates[:, 2] < cfg.peak, 2]
+    if cfg.soft:
+        n = int(np.round(np.minimum(1.0, candidates[:, 2] / cfg.soft).sum()))
+        chosen = np.zeros(len(candidates), bool)
+        chosen[np.argsort(-candidates[:, 2], kind="stable")[:n]] = True
+    else:
+        chosen = candidates[:, 2] >= cfg.peak
+    sure, unsure = candidates[chosen], candidates[~chosen, 2]
     markers = np.zeros(heat.shape, np.int32)
     markers[sure[:, 0].astype(int), sure[:, 1].astype(int)] = np.arange(1, len(sure) + 1)
     instances = watershed(-heat, markers, mask=fg | (markers > 0))
@@ -114,6 +125,8 @@ def decode(probs: np.ndarray, config: DecodeConfig | None = None) -> Decoded:
         scores = [s for s, k in zip(scores, keep) if k]
     sure_scores = np.array(scores, float)
     spread = np.concatenate([sure_scores, unsure])
+    if cfg.soft:  # each peak a coin with probability min(1, height / soft)
+        spread = np.minimum(1.0, spread / cfg.soft)
     return Decoded(
         instances=instances,
         centres=np.array(centres, float).reshape(-1, 2),

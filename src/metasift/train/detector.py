@@ -527,18 +527,34 @@ def _init_weights(folder: str) -> dict:
 PEAKS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.5)  # centre-peak heights tried on validation
 ORPHANS = (1.0, 2.0, 4.0, 1000.0)  # orphan areas tried (1000: orphans never count)
 WINDOWS = (3, 5)  # peak windows tried (5: two peaks on one chromosome's arms count once)
+# the picture's own threshold (DecodeConfig.soft): heights at which a peak counts whole, and
+# the lowest peaks that count at all
+SOFTS = (0.3, 0.4, 0.5)
+LOWS = (0.1, 0.15, 0.2)
+
+
+def decodings(base):
+    """Every decoding tune_decoding tries, in the order that breaks ties: the picture's own
+    threshold first (each peak counted by how sure the network is of it rather than all or
+    nothing at one height: a count that varies less from picture to picture), then a fixed
+    peak height."""
+    from dataclasses import replace
+
+    for soft, low, orphan, window in itertools.product(SOFTS, LOWS, ORPHANS, WINDOWS):
+        yield replace(base, peak=low, unsure=low, orphan_area=orphan, window=window, soft=soft)
+    for peak, orphan, window in itertools.product(PEAKS, ORPHANS, WINDOWS):
+        yield replace(base, peak=peak, unsure=min(0.1, peak), orphan_area=orphan, window=window,
+                      soft=0.0)  # fmt: skip
 
 
 def tune_decoding(folder: str | os.PathLike, pictures: list[dict], *, log=print) -> dict:
-    """The decoding settings (``DecodeConfig``: centre-peak height, orphan area, peak window)
-    that count the validation ``pictures`` (prepared as for training) best: the real ones when
+    """The decoding settings (``DecodeConfig``: centre-peak height or the picture's own
+    threshold, orphan area, peak window) that count the validation ``pictures`` (prepared as for training) best: the real ones when
     there are any (the decoding is what carries a model to real pictures: synthetic ones, many
     more, would choose for themselves), else the synthetic ones; written into ``folder``'s
     config.json as ``decode``, where ``metasift.detect.Detector`` reads them. The settings not
     searched (e.g. ``debris_level``) stay the folder's (``train_detector`` gives a fine-tuned
     detector those of the one it started from)."""
-    from dataclasses import replace
-
     from ..detect import DecodeConfig, Detector, decode
     from ..models import read_config
 
@@ -550,8 +566,7 @@ def tune_decoding(folder: str | os.PathLike, pictures: list[dict], *, log=print)
     real = np.array([bool(p["real"]) for p in pictures])
     judged = real if real.any() else ~real
     best, best_mae = base, float("inf")
-    for peak, orphan, window in itertools.product(PEAKS, ORPHANS, WINDOWS):
-        config = replace(base, peak=peak, unsure=min(0.1, peak), orphan_area=orphan, window=window)
+    for config in decodings(base):
         found = np.array([int(decode(p, config).instances.max()) for p in probs])
         mae = float(np.abs(found - truth)[judged].mean())
         if mae < best_mae - 1e-9:
@@ -559,9 +574,32 @@ def tune_decoding(folder: str | os.PathLike, pictures: list[dict], *, log=print)
     meta["decode"] = asdict(best)
     meta.setdefault("validation", {})["count_mae_tuned"] = round(best_mae, 3)
     write_json(Path(folder) / "config.json", meta)
+    how = (
+        f"own threshold (soft {best.soft}, low {best.unsure})" if best.soft else f"peak {best.peak}"
+    )
     log(
-        f"decoding: peak {best.peak}, orphan area {best.orphan_area}, window {best.window}: "
+        f"decoding: {how}, orphan area {best.orphan_area}, window {best.window}: "
         f"count MAE {best_mae:.2f} on the {int(judged.sum())} "
         f"{'real' if real.any() else 'synthetic'} validation pictures"
     )
     return asdict(best)
+
+
+def retune_decoding(folder: str | os.PathLike, folders, *, log=print) -> dict:
+    """``tune_decoding`` again for a trained detector ``folder`` (after the decodings tried
+    changed), on the validation pictures its training drew: the same split, settings and seed
+    (its config.yaml), from the same data ``folders``."""
+    import yaml
+
+    settings = yaml.safe_load((Path(folder) / "config.yaml").read_text(encoding="utf-8"))
+    config = DetectTrainConfig(**settings)
+    split = list_pictures(folders, config)
+    items = split["val"]
+    if not items:
+        raise ValueError(f"{', '.join(map(str, folders))}: no validation pictures")
+    if len(items) > config.max_val:  # drawn as train_detector draws them
+        rng = np.random.default_rng(config.seed)
+        items = [items[i] for i in sorted(rng.choice(len(items), config.max_val, replace=False))]
+    val = prepare_all(items, jitter=0.0, seed=config.seed, workers=1, width=config.width,
+                      clean=config.clean_karyotypes)  # fmt: skip
+    return tune_decoding(folder, val, log=log)
