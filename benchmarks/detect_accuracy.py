@@ -195,7 +195,7 @@ def main() -> None:
         model = Detector(folder)
 
         def run(image, info):
-            got = model.detect(image)
+            got = model.detect(image, polarity=info.polarity)
             return got.findings, got.decoded.instances
 
         return run

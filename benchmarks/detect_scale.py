@@ -39,8 +39,9 @@ def main() -> None:
         rows = [r for r in csv.DictReader(fh) if r["slide"] in slides]
     for r in rows:
         target = mfish_target(args.mfish / r["image"], args.mfish / r["karyotype_mask"])
-        image, _ = read_image(target.image)
-        scale = scale_for(image.shape, measure_width(image, detector.config.get("width", "plain")))
+        image, info = read_image(target.image)
+        how = detector.config.get("width", "plain")
+        scale = scale_for(image.shape, measure_width(image, how, polarity=info.polarity))
         counts = []
         for f in factors:
             probs = detector.probabilities(resized(image, scale * f))

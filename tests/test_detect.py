@@ -165,6 +165,20 @@ def test_sister_chromatids_apart_measure_as_one_body():
         measure_width(solid, "middle")
 
 
+def test_in_fluorescence_the_width_is_never_closed():
+    """A DAPI spread's glow joins neighbouring chromosomes: closing it merges neighbours, not
+    sister chromatids, and would make them look wider than they are (mfish-dev V1301XY: 10
+    pixels wide, 14 after the closing)."""
+    from metasift.detect import measure_width
+    from metasift.io import read_image
+
+    image, info = read_image(DATA / "mfish" / "V1301XY.png")
+    assert info.polarity == "bright"
+    plain = measure_width(image)
+    assert measure_width(image, "bodies", polarity="dark") >= 1.35 * plain
+    assert measure_width(image, "bodies", polarity=info.polarity) == plain
+
+
 def test_a_nucleus_over_chromosomes_is_debris():
     fg = np.zeros((100, 100), np.float32)
     fg[40:47, 5:95] = 1  # a chromosome running under the nucleus, out on both sides

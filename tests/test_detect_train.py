@@ -171,8 +171,12 @@ def test_the_detector_counts_for_the_pipeline(tiny_detector):
     assert settings.identity.startswith("metasift ") and "detector model@" in settings.identity
     other = DetectorSettings(model=str(tiny_detector), min_chromosomes=30)
     assert other.identity != settings.identity  # resume keeps rows of the same settings only
-    found = detect_read(np.full((200, 200), 0.9, np.float32), None, config=settings)
-    assert found.chromosome_count == 0
+    from metasift.io import ImageInfo
+
+    blank = np.full((200, 200), 0.9, np.float32)
+    for polarity in ("dark", "bright"):
+        info = ImageInfo("blank.png", "png", "uint8", (200, 200), 1, polarity, False, (0.0, 1.0))
+        assert detect_read(blank, info, config=settings).chromosome_count == 0
 
 
 def test_metasift_count_with_the_detector(tiny_detector, tmp_path):

@@ -58,4 +58,7 @@ def detect_read(image, info, *, config: DetectorSettings) -> Findings:
     key = (str(config.folder), config.threads)
     if key not in _LOADED:
         _LOADED[key] = Detector(config.folder, threads=config.threads)
-    return _LOADED[key].detect(image, min_chromosomes=config.min_chromosomes).findings
+    found = _LOADED[key].detect(
+        image, polarity=info.polarity, min_chromosomes=config.min_chromosomes
+    )
+    return found.findings

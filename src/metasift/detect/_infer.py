@@ -68,11 +68,15 @@ class Detector:
         logits = self.session.run(None, {"image": x[None, None].astype(np.float32)})[0][0]
         return 1 / (1 + np.exp(-logits[:, :h, :w]))
 
-    def detect(self, image: np.ndarray, *, min_chromosomes: int = MIN_CHROMOSOMES) -> Detection:
-        """Chromosomes, nuclei and debris of a canonical picture (dark on light, [0, 1])."""
+    def detect(
+        self, image: np.ndarray, *, polarity: str = "dark", min_chromosomes: int = MIN_CHROMOSOMES
+    ) -> Detection:
+        """Chromosomes, nuclei and debris of a canonical picture (dark on light, [0, 1]);
+        ``polarity``: as stored ("bright": fluorescence, as metasift.io's ImageInfo says)."""
         if image.ndim != 2:
             raise ValueError(f"a canonical picture is 2-D (grey), not of shape {image.shape}")
-        scale = scale_for(image.shape, measure_width(image, self.config.get("width", "plain")))
+        width = measure_width(image, self.config.get("width", "plain"), polarity=polarity)
+        scale = scale_for(image.shape, width)
         decoded = decode(self.probabilities(resized(image, scale)), self.decode_config)
         found = findings(decoded, scale, min_chromosomes=min_chromosomes)
         return Detection(found, decoded, scale, decoded.count_sd)
@@ -82,5 +86,5 @@ def detect_file(path: str | os.PathLike, detector: Detector | None = None, **kw)
     """Detect the chromosomes of a picture file (read with metasift.io)."""
     from ..io import read_image
 
-    image, _ = read_image(path)
-    return (detector or Detector()).detect(image, **kw)
+    image, info = read_image(path)
+    return (detector or Detector()).detect(image, polarity=info.polarity, **kw)

@@ -30,13 +30,16 @@ WIDTHS = ("plain", "bodies")  # how a detector measures the chromosome width (co
 APART = 1.35  # bodies: closed width over plain width from which sister chromatids lie apart
 
 
-def measure_width(image: np.ndarray, how: str = "plain") -> float | None:
+def measure_width(image: np.ndarray, how: str = "plain", *, polarity: str = "dark") -> float | None:
     """The chromosome width in pixels of a canonical picture (dark on light, [0, 1]), as the
     counter measures it (``plain``); None when nothing chromosome-sized is there. ``bodies``:
     where sister chromatids lie apart (colcemid-arrested, X-shaped chromosomes), the plain
     width is one chromatid's; closing the gaps narrower than a chromatid then widens the
     objects markedly (by ``APART`` or more), and that closed width, the whole chromosome's, is
-    the one returned."""
+    the one returned. Not in fluorescence (``polarity`` "bright", as metasift.io read it): there
+    the glow between neighbouring chromosomes closes first, so the closing merges neighbours,
+    not chromatids (it widened 5 of mfish-dev's 86 DAPI pictures and 3 of 16 synthetic DAPI
+    validation pictures, each time to a width the detector undercounted at)."""
     from ..count._counter import _darkness, _foreground, _half_width
 
     if how not in WIDTHS:
@@ -45,7 +48,7 @@ def measure_width(image: np.ndarray, how: str = "plain") -> float | None:
     half = _half_width(mask)
     if half is None:
         return None
-    if how == "bodies":
+    if how == "bodies" and polarity != "bright":
         cross = ndi.generate_binary_structure(2, 1)
         closed = _half_width(ndi.binary_closing(mask, cross, iterations=max(1, round(half))))
         if closed is not None and closed >= APART * half:

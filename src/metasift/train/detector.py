@@ -160,8 +160,8 @@ def _prepare(job) -> dict:
 
     folder, index, real, jitter, width, clean = job
     target = target_of(folder, index)
-    image, _ = read_image(target.image)
-    scale = scale_for(image.shape, measure_width(image, width)) * jitter
+    image, info = read_image(target.image)
+    scale = scale_for(image.shape, measure_width(image, width, polarity=info.polarity)) * jitter
     small = resized(image, scale)
     clean = clean and target.source == "karyotype mask"
     targets = encode(target.instances, target.classes, scale, small.shape, full=not real,
