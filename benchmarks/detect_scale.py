@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from metasift.annotations import mfish_target
-from metasift.detect import Detector, decode, measure_width, resized, scale_for
+from metasift.detect import Detector, decode, resized
 from metasift.io import read_image
 
 
@@ -40,8 +40,7 @@ def main() -> None:
     for r in rows:
         target = mfish_target(args.mfish / r["image"], args.mfish / r["karyotype_mask"])
         image, info = read_image(target.image)
-        how = detector.config.get("width", "plain")
-        scale = scale_for(image.shape, measure_width(image, how, polarity=info.polarity))
+        scale = detector.scale(image, polarity=info.polarity)
         counts = []
         for f in factors:
             probs = detector.probabilities(resized(image, scale * f))

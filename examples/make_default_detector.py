@@ -68,10 +68,12 @@ package (model.onnx, model.safetensors as float16 to stay small, config, history
 the decoding its training chose on the real validation pictures it counts (8 of the 11: the
 trainer counts at most 24 of the 43 validation pictures, drawn with its seed; as the fold
 models' figures were taken; ``metasift.train.detector.tune_decoding``: a fixed peak height or
-each picture's own threshold, ties to the latter) and the debris level. The stage-5 folders
-bundled and measured here were trained before that search took in the picture's own threshold:
-``--retune`` ran the search again on them (the same validation pictures; with ``--fold``, on
-BUILD/detector_zoom_A or _B, then no packaging); a rerun of the training does it at its end.
+each picture's own threshold, ties to the latter), the scale at which it looks at pictures
+whose sister chromatids lie apart (``apart_scale``, chosen on the real training pictures that
+show them: ``tune_apart_scale``) and the debris level. The stage-5 folders bundled and
+measured here were trained before those two searches: ``--retune`` ran them on them (the same
+pictures; with ``--fold``, on BUILD/detector_zoom_A or _B, then no packaging); a rerun of the
+training does them at its end.
 
     python examples/make_default_detector.py [--build build] [--shared ../shared/data] \
         [--skip-training | --retune] [--fold A|B]
@@ -131,8 +133,9 @@ def main() -> None:
     p.add_argument(
         "--retune",
         action="store_true",
-        help="only search the decoding again on the finished stage 5 (BUILD/detector_zoom, or "
-        "_A/_B with --fold), as its training now does at its end; then package it (no --fold)",
+        help="only search the decoding and apart_scale again on the finished stage 5 "
+        "(BUILD/detector_zoom, or _A/_B with --fold), as its training now does at its end; then "
+        "package it (no --fold)",
     )
     args = p.parse_args()
     if args.skip_training and args.fold:
@@ -148,7 +151,7 @@ def main() -> None:
                 "--workers", "1", "--out", str(out), *resume)  # fmt: skip
 
     all_out = args.build / "detector_zoom"
-    if args.retune:  # a folder trained before the picture's own threshold was searched
+    if args.retune:  # a folder trained before the own threshold and apart_scale were searched
         from metasift.train.detector import retune_decoding
 
         retune_decoding(args.build / f"detector_zoom{'_' + args.fold if args.fold else ''}",

@@ -16,7 +16,15 @@ from ._counter import DetectorSettings, detect_read
 from ._decode import DecodeConfig, Decoded, decode, findings, local_peaks
 from ._infer import Detection, Detector, default_detector_dir, detect_file
 from ._net import ARCH, OUTPUTS
-from ._targets import TARGET_WIDTH, encode, heat_map, measure_width, resized, scale_for
+from ._targets import (
+    TARGET_WIDTH,
+    chromosome_width,
+    encode,
+    heat_map,
+    measure_width,
+    resized,
+    scale_for,
+)
 
 __all__ = [
     "ARCH",
@@ -27,6 +35,7 @@ __all__ = [
     "Detection",
     "Detector",
     "DetectorSettings",
+    "chromosome_width",
     "decode",
     "default_detector_dir",
     "detect_file",

@@ -12,7 +12,7 @@ from ..criteria import MIN_CHROMOSOMES
 from ..objects import Findings
 from ._decode import DecodeConfig, Decoded, decode, findings
 from ._net import MULTIPLE, OUTPUTS
-from ._targets import measure_width, resized, scale_for
+from ._targets import chromosome_width, resized, scale_for
 
 
 def default_detector_dir() -> Path:
@@ -55,6 +55,11 @@ class Detector:
             )
         saved = self.config.get("decode", {})
         self.decode_config = decode_config or DecodeConfig(**saved)
+        # pictures whose chromatids lie apart are looked at this much smaller (chosen by
+        # metasift.train.detector.tune_apart_scale; 1 in folders from before it)
+        self.apart_scale = float(self.config.get("apart_scale", 1.0))
+        if not 0 < self.apart_scale <= 2:
+            raise ValueError(f"{self.folder}: apart_scale {self.apart_scale} is not in (0, 2]")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(
@@ -68,6 +73,13 @@ class Detector:
         logits = self.session.run(None, {"image": x[None, None].astype(np.float32)})[0][0]
         return 1 / (1 + np.exp(-logits[:, :h, :w]))
 
+    def scale(self, image: np.ndarray, *, polarity: str = "dark") -> float:
+        """Network pixels per picture pixel: a chromosome ``target_width`` wide, its width
+        measured as the model was trained (config ``width``), times ``apart_scale`` where
+        sister chromatids lie apart."""
+        width, apart = chromosome_width(image, self.config.get("width", "plain"), polarity=polarity)
+        return scale_for(image.shape, width) * (self.apart_scale if apart else 1.0)
+
     def detect(
         self, image: np.ndarray, *, polarity: str = "dark", min_chromosomes: int = MIN_CHROMOSOMES
     ) -> Detection:
@@ -75,8 +87,7 @@ class Detector:
         ``polarity``: as stored ("bright": fluorescence, as metasift.io's ImageInfo says)."""
         if image.ndim != 2:
             raise ValueError(f"a canonical picture is 2-D (grey), not of shape {image.shape}")
-        width = measure_width(image, self.config.get("width", "plain"), polarity=polarity)
-        scale = scale_for(image.shape, width)
+        scale = self.scale(image, polarity=polarity)
         decoded = decode(self.probabilities(resized(image, scale)), self.decode_config)
         found = findings(decoded, scale, min_chromosomes=min_chromosomes)
         return Detection(found, decoded, scale, decoded.count_sd)

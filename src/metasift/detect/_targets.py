@@ -31,15 +31,23 @@ APART = 1.35  # bodies: closed width over plain width from which sister chromati
 
 
 def measure_width(image: np.ndarray, how: str = "plain", *, polarity: str = "dark") -> float | None:
-    """The chromosome width in pixels of a canonical picture (dark on light, [0, 1]), as the
-    counter measures it (``plain``); None when nothing chromosome-sized is there. ``bodies``:
-    where sister chromatids lie apart (colcemid-arrested, X-shaped chromosomes), the plain
-    width is one chromatid's; closing the gaps narrower than a chromatid then widens the
-    objects markedly (by ``APART`` or more), and that closed width, the whole chromosome's, is
-    the one returned. Not in fluorescence (``polarity`` "bright", as metasift.io read it): there
-    the glow between neighbouring chromosomes closes first, so the closing merges neighbours,
-    not chromatids (it widened 5 of mfish-dev's 86 DAPI pictures and 3 of 16 synthetic DAPI
-    validation pictures, each time to a width the detector undercounted at)."""
+    """The chromosome width (see `chromosome_width`)."""
+    return chromosome_width(image, how, polarity=polarity)[0]
+
+
+def chromosome_width(
+    image: np.ndarray, how: str = "plain", *, polarity: str = "dark"
+) -> tuple[float | None, bool]:
+    """(width, apart): the chromosome width in pixels of a canonical picture (dark on light,
+    [0, 1]), as the counter measures it (``plain``); None when nothing chromosome-sized is
+    there. ``bodies``: where sister chromatids lie apart (colcemid-arrested, X-shaped
+    chromosomes), the plain width is one chromatid's; closing the gaps narrower than a chromatid
+    then widens the objects markedly (by ``APART`` or more), and that closed width, the whole
+    chromosome's, is the one returned, with ``apart`` True. Not in fluorescence (``polarity``
+    "bright", as metasift.io read it): there the glow between neighbouring chromosomes closes
+    first, so the closing merges neighbours, not chromatids (it widened 5 of mfish-dev's 86
+    DAPI pictures and 3 of 16 synthetic DAPI validation pictures, each time to a width the
+    detector undercounted at)."""
     from ..count._counter import _darkness, _foreground, _half_width
 
     if how not in WIDTHS:
@@ -47,13 +55,13 @@ def measure_width(image: np.ndarray, how: str = "plain", *, polarity: str = "dar
     mask = _foreground(_darkness(image))
     half = _half_width(mask)
     if half is None:
-        return None
+        return None, False
     if how == "bodies" and polarity != "bright":
         cross = ndi.generate_binary_structure(2, 1)
         closed = _half_width(ndi.binary_closing(mask, cross, iterations=max(1, round(half))))
         if closed is not None and closed >= APART * half:
-            half = closed
-    return 2.0 * half
+            return 2.0 * closed, True
+    return 2.0 * half, False
 
 
 def scale_for(shape: tuple[int, int], width: float | None) -> float:
