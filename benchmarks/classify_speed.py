@@ -1,14 +1,16 @@
 """End-to-end speed of `metasift classify`: from TIFF files on disk to the results file.
 
 For the bundled model and for an Inception v3 model folder (weights do not matter for speed),
-over N synthetic 1280x1024 8-bit TIFFs, it prints images/s of `metasift classify --no-count`
-and with counting, the naive baseline measured in the same run (one picture at a time: PIL
-open, the model's crop, torchvision transforms, eager PyTorch forward), their ratio, and peak memory for N/5 and
-N pictures (flat memory: no list of decoded pictures). Then the time and size of the core
-install (no PyTorch) in a fresh virtual environment.
+over N synthetic 1280x1024 8-bit TIFFs, it prints images/s of `metasift classify --no-count`,
+the naive baseline measured in the same run (one picture at a time: PIL open, the model's
+crop, torchvision transforms, eager PyTorch forward), their ratio, and peak memory for N/5 and
+N pictures (flat memory: no list of decoded pictures); then classify with counting and
+`metasift count`, each by the detector (the default) and by the training-free counter. Then
+the time and size of the core install (no PyTorch) in a fresh virtual environment.
 
-Targets (issue 4, 2-core machine): default model >= 40 images/s end to end and >= 3x the naive
-baseline; inception_v3 >= 12 images/s.
+Targets (2-core machine): default model >= 40 images/s end to end and >= 3x the naive
+baseline; inception_v3 >= 12 images/s (issue 4); `metasift count` >= 15 images/s and classify
+with the detector's evidence >= 12 (issue 21).
 
     python benchmarks/classify_speed.py [--n 500] [--repeat 3] [--skip-install]
 """
@@ -58,19 +60,13 @@ def inception_folder(target: Path) -> Path:
 def run_classify(inputs, model: Path, out: Path, extra=()) -> tuple[float, float]:
     """Seconds and peak resident memory (MiB of the largest process: the classifier or one of
     its decoding workers) of one `metasift classify`, run under a fresh wrapper process."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "metasift",
-        "classify",
-        *map(str, inputs),
-        "--model",
-        str(model),
-        "--out",
-        str(out),
-        "--overwrite",
-        *extra,
-    ]
+    return run_metasift(["classify", *map(str, inputs), "--model", str(model)], out, extra)
+
+
+def run_metasift(args, out: Path, extra=()) -> tuple[float, float]:
+    """Seconds and peak resident memory (MiB of the largest process) of one metasift command
+    writing ``out``, run under a fresh wrapper process."""
+    cmd = [sys.executable, "-m", "metasift", *args, "--out", str(out), "--overwrite", *extra]
     wrapper = (
         "import resource, subprocess, sys, time\n"
         "start = time.perf_counter()\n"
@@ -191,8 +187,16 @@ def main():
             f"peak memory, default model: {peak_small:.0f} MiB for {len(small)} pictures, "
             f"{default_peak:.0f} MiB for {args.n}"
         )
-        took, _ = run_classify([folder], default_model_dir(), tmp / "c.csv")
-        print(f"default model with chromosome counting: {args.n / took:.1f} images/s")
+        for counter in ("detector", "classic"):
+            took, _ = run_classify([folder], default_model_dir(), tmp / "c.csv",
+                                   ["--counter", counter])  # fmt: skip
+            print(
+                f"default model with chromosome counting ({counter}): {args.n / took:.1f} images/s"
+            )
+        for counter in ("detector", "classic"):
+            took, peak = run_metasift(["count", str(folder), "--counter", counter], tmp / "n.csv")
+            rate = args.n / took
+            print(f"metasift count --counter {counter}: {rate:.1f} images/s, peak {peak:.0f} MiB")
     if not args.skip_install:
         core_install()
 
