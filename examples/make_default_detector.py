@@ -138,6 +138,8 @@ def main() -> None:
         "package it (no --fold)",
     )
     args = p.parse_args()
+    if args.skip_training and args.retune:
+        p.error("--retune searches and packages; --skip-training only packages: one of them")
     if args.skip_training and args.fold:
         p.error("--fold trains the held-out models; only the bundled one (no --fold) is packaged")
     metasift = [sys.executable, "-m", "metasift"]

@@ -1,5 +1,7 @@
 """The detector's decoding and findings, on hand-made network outputs (no model needed)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -55,20 +57,22 @@ def test_the_pictures_own_threshold_follows_its_peaks():
     are chromosomes, however low the network's peaks run on this picture."""
     fg = np.zeros((40, 130), np.float32)
     fg[16:23, 5:125] = 1
-    heights = (0.9, 0.9, 0.3, 0.12)  # whole, whole, three-quarters of one, below `unsure`
+    heights = (0.9, 0.9, 0.28, 0.12)  # whole, whole, 0.7 of one, below `unsure`
     probs = outputs(fg.shape, [], fg)
     for h, col in zip(heights, (15, 45, 75, 105)):
         probs[0] = np.maximum(probs[0], h * heat_map(np.array([[19.0, col]]), fg.shape))
     own = DecodeConfig(soft=0.4, peak=0.15, unsure=0.15, orphan_area=100)
     got = decode(probs, own)
-    assert got.instances.max() == 3  # round(1 + 1 + 0.75)
+    assert got.instances.max() == 3  # round(1 + 1 + 0.7)
     assert got.instances[19, 105] == got.instances[19, 75]  # the 0.12 peak: not a chromosome
-    assert got.count_sd == pytest.approx(np.sqrt(0.75 * 0.25), abs=0.01)
+    assert got.count_sd == pytest.approx(np.sqrt(0.7 * 0.3), abs=0.01)
     assert decode(probs, DecodeConfig(peak=0.5, orphan_area=100)).instances.max() == 2
     dim = probs.copy()
-    dim[0] *= 0.5  # the same picture, its peaks half as high (0.45, 0.45, 0.15, 0.06)
+    dim[0] *= 0.5  # the same picture, its peaks half as high (0.45, 0.45, 0.14, 0.06)
     assert decode(dim, DecodeConfig(peak=0.5, orphan_area=100)).instances.max() == 0
-    assert decode(dim, own).instances.max() == 2  # round(2 * 1): the 0.15 peak is not above
+    assert decode(dim, own).instances.max() == 2  # 1 + 1: 0.14 is below `unsure`
+    lower = replace(own, soft=0.2, peak=0.1, unsure=0.1)  # a lower height counts whole
+    assert decode(dim, lower).instances.max() == 3  # round(1 + 1 + 0.7)
     with pytest.raises(ValueError, match="soft"):
         DecodeConfig(soft=1.0)
 

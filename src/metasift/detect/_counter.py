@@ -35,9 +35,18 @@ class DetectorSettings:
     @property
     def identity(self) -> str:
         """What made a row (resume reuses a row only when this is the same): the version, the
-        model's name and the hash of its network, and any setting changed."""
-        onnx = self.folder / "model.onnx"
-        digest = hashlib.sha256(onnx.read_bytes()).hexdigest()[:8] if onnx.is_file() else "none"
+        model's name and the hash of its network and of what its config.json says about
+        seeing and decoding a picture (width, apart_scale, decode), and any setting changed."""
+        import json
+
+        onnx, config = self.folder / "model.onnx", self.folder / "config.json"
+        digest = hashlib.sha256(onnx.read_bytes()) if onnx.is_file() else None
+        if digest is not None and config.is_file():
+            meta = json.loads(config.read_text(encoding="utf-8"))
+            how = {k: meta.get(k) for k in ("width", "apart_scale", "decode")}
+            # the measuring rule too: since 0.1.0's fluorescent pictures keep their plain width
+            digest.update(json.dumps({**how, "rules": 2}, sort_keys=True).encode())
+        digest = digest.hexdigest()[:8] if digest is not None else "none"
         name = "default" if self.model in ("", "default") else self.folder.name
         changed = (
             f", min_chromosomes {self.min_chromosomes}"
@@ -59,6 +68,6 @@ def detect_read(image, info, *, config: DetectorSettings) -> Findings:
     if key not in _LOADED:
         _LOADED[key] = Detector(config.folder, threads=config.threads)
     found = _LOADED[key].detect(
-        image, polarity=info.polarity, min_chromosomes=config.min_chromosomes
+        image, polarity=getattr(info, "polarity", "dark"), min_chromosomes=config.min_chromosomes
     )
     return found.findings

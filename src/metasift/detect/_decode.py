@@ -39,8 +39,8 @@ class DecodeConfig:
     unsure: float = 0.1  # peaks from here to `peak` add to the count's uncertainty only
     window: int = 3  # a peak is the highest point of the window x window square around it
     # 0: every peak of at least `peak` is a chromosome. Else the picture's own threshold: its
-    # peaks above `unsure`, each counted as min(1, height / soft), add up to n, and the n
-    # highest are the chromosomes (a network's peaks are lower on some pictures than others)
+    # peaks above `unsure`, each counted as min(1, height / soft), add up to n (halves round
+    # up), and the n highest are the chromosomes (a peak's height is how sure the network is)
     soft: float = 0.0
 
     def __post_init__(self):
@@ -95,7 +95,7 @@ def decode(probs: np.ndarray, config: DecodeConfig | None = None) -> Decoded:
     inner = fg & (probs[BOUNDARY] < cfg.boundary)
     candidates = local_peaks(heat, cfg.unsure, cfg.window)
     if cfg.soft:
-        n = int(np.round(np.minimum(1.0, candidates[:, 2] / cfg.soft).sum()))
+        n = int(np.floor(np.minimum(1.0, candidates[:, 2] / cfg.soft).sum() + 0.5))
         chosen = np.zeros(len(candidates), bool)
         chosen[np.argsort(-candidates[:, 2], kind="stable")[:n]] = True
     else:

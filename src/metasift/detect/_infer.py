@@ -98,4 +98,5 @@ def detect_file(path: str | os.PathLike, detector: Detector | None = None, **kw)
     from ..io import read_image
 
     image, info = read_image(path)
-    return (detector or Detector()).detect(image, polarity=info.polarity, **kw)
+    kw.setdefault("polarity", info.polarity)
+    return (detector or Detector()).detect(image, **kw)

@@ -31,8 +31,9 @@ def run(
     of pictures are in memory however many there are.
 
     ``steps``: ``classify`` (with ``classifier``, a `metasift.classify.Classifier`; default:
-    the bundled model) and/or ``count`` (with ``count_config``: a `CountConfig` for the
-    training-free counter, or a `metasift.detect.DetectorSettings` for the detector). ``known``
+    the bundled model) and/or ``count`` (with ``count_config``: a
+    `metasift.detect.DetectorSettings` for the detector, by default the bundled one, or a
+    `CountConfig` for the training-free counter). ``known``
     maps a path to an earlier row that is still valid (resume): it is given back as it is.
     ``workers``: processes or threads (0: all cores). ``scheduler``: the address of a Dask
     scheduler (``tcp://host:8786``) to run on instead of this machine.
@@ -45,10 +46,10 @@ def run(
         from ..classify import Classifier
 
         classifier = Classifier()
-    if "count" in steps and count_config is None:
-        from ..count import CountConfig
+    if "count" in steps and count_config is None:  # the bundled detector, as the commands
+        from ..detect import DetectorSettings
 
-        count_config = CountConfig()
+        count_config = DetectorSettings()
     plan = Plan(
         steps=steps,
         size=classifier.size if classifier else 0,

@@ -104,6 +104,15 @@ class DetectTrainConfig:
         return cls(**values)
 
 
+def validation_items(split: dict, config: DetectTrainConfig) -> list:
+    """The validation pictures a training counts: at most ``max_val``, drawn with its seed."""
+    items = split["val"]
+    if len(items) <= config.max_val:
+        return items
+    rng = np.random.default_rng(config.seed)
+    return [items[i] for i in sorted(rng.choice(len(items), config.max_val, replace=False))]
+
+
 def _slides(text: str) -> set[str]:
     return {s.strip() for s in text.split(",") if s.strip()}
 
@@ -363,14 +372,10 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
         split["train"], jitter=config.scale_jitter, seed=config.seed, workers=workers,
         width=config.width, clean=config.clean_karyotypes,
     )  # fmt: skip
-    rng = np.random.default_rng(config.seed)
-    val_items = split["val"]
-    if len(val_items) > config.max_val:
-        val_items = [
-            val_items[i] for i in sorted(rng.choice(len(val_items), config.max_val, replace=False))
-        ]
-    val = prepare_all(val_items, jitter=0.0, seed=config.seed, workers=workers, width=config.width,
-                      clean=config.clean_karyotypes)  # fmt: skip
+    val = prepare_all(
+        validation_items(split, config), jitter=0.0, seed=config.seed, workers=workers,
+        width=config.width, clean=config.clean_karyotypes,
+    )  # fmt: skip
     sampler = CropSampler(pictures, config)
     torch.manual_seed(config.seed)
     net = build_net(config.pretrained == "imagenet" and not config.init).to(device)
@@ -600,7 +605,9 @@ def tune_apart_scale(folder: str | os.PathLike, items, width: str, *, log=print)
     smaller factor that still counts them better is no training artefact (at 1 the stage-5
     detector counted giemsa-dev 1, 2 and 8 55, 104 and 31 for 50, 102 and 29). Synthetic
     pictures do not choose: their chromatids are drawn closer than real ones, and at 0.75 the
-    detector undercounts them."""
+    detector undercounts them. The decoding (``tune_decoding``) is chosen before, on the
+    validation pictures at their measured scale, none of which shows chromatids apart in the
+    bundled recipe (its validation slides are DAPI)."""
     from ..detect import Detector, chromosome_width, decode, resized, scale_for
     from ..io import read_image
     from ..models import read_config
@@ -608,7 +615,7 @@ def tune_apart_scale(folder: str | os.PathLike, items, width: str, *, log=print)
     model = Detector(folder)
     errors = {k: [] for k in APART_SCALES}
     for source, index, real in items:
-        if not real:
+        if not real or width != "bodies":  # only whole bodies are ever measured apart
             continue
         target = target_of(source, index)
         image, info = read_image(target.image)
@@ -630,6 +637,8 @@ def tune_apart_scale(folder: str | os.PathLike, items, width: str, *, log=print)
             f"{np.mean(errors[1.0]):.2f}) on the {seen} real training pictures whose "
             "chromatids lie apart"
         )
+    else:
+        log("apart_scale 1: no real training picture shows chromatids apart")
     return best
 
 
@@ -642,12 +651,9 @@ def retune_decoding(folder: str | os.PathLike, folders, *, log=print) -> dict:
     settings = yaml.safe_load((Path(folder) / "config.yaml").read_text(encoding="utf-8"))
     config = DetectTrainConfig(**settings)
     split = list_pictures(folders, config)
-    items = split["val"]
+    items = validation_items(split, config)
     if not items:
         raise ValueError(f"{', '.join(map(str, folders))}: no validation pictures")
-    if len(items) > config.max_val:  # drawn as train_detector draws them
-        rng = np.random.default_rng(config.seed)
-        items = [items[i] for i in sorted(rng.choice(len(items), config.max_val, replace=False))]
     val = prepare_all(items, jitter=0.0, seed=config.seed, workers=1, width=config.width,
                       clean=config.clean_karyotypes)  # fmt: skip
     decoding = tune_decoding(folder, val, log=log)
