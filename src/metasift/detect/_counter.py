@@ -44,7 +44,7 @@ class DetectorSettings:
         if digest is not None and config.is_file():
             meta = json.loads(config.read_text(encoding="utf-8"))
             how = {k: meta.get(k) for k in ("width", "apart_scale", "decode")}
-            # the measuring rule too: since 0.1.0's fluorescent pictures keep their plain width
+            # and the measuring rule's revision (2: a fluorescent picture keeps its plain width)
             digest.update(json.dumps({**how, "rules": 2}, sort_keys=True).encode())
         digest = digest.hexdigest()[:8] if digest is not None else "none"
         name = "default" if self.model in ("", "default") else self.folder.name
