@@ -61,7 +61,8 @@ def add_parsers(sub) -> None:
         "--width",
         choices=("plain", "bodies"),
         help="chromosome width: as the counter measures it, or whole bodies where sister "
-        "chromatids lie apart (metasift.detect.measure_width)",
+        "chromatids lie apart in bright-field pictures (metasift.detect.chromosome_width; such "
+        "pictures are then seen apart_scale times smaller, chosen at the end of training)",
     )
     opt.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.set_defaults(handler=_train_detector)
