@@ -26,26 +26,19 @@ from metasift.detect import Detector
 from metasift.io import read_image
 
 
+def chosen(folder: Path, column: str, keep: str) -> list[dict]:
+    """The manifest rows of ``folder`` whose ``column`` is one of the comma-separated ``keep``."""
+    with open(folder / "manifest.csv", newline="") as fh:
+        return [r for r in csv.DictReader(fh) if r[column] in set(keep.split(","))]
+
+
 def targets(args):
     """(set name, annotation target) of every chosen held-out picture."""
-    if args.mfish:
-        slides = set(args.slides.split(","))
-        with open(args.mfish / "manifest.csv", newline="") as fh:
-            for r in csv.DictReader(fh):
-                if r["slide"] in slides:
-                    yield (
-                        "mfish",
-                        mfish_target(args.mfish / r["image"], args.mfish / r["karyotype_mask"]),
-                    )
-    if args.giemsa:
-        chosen = set(args.giemsa_pictures.split(","))
-        with open(args.giemsa / "manifest.csv", newline="") as fh:
-            for r in csv.DictReader(fh):
-                if r["image"] in chosen:
-                    yield (
-                        "giemsa",
-                        box_target(args.giemsa / r["image"], args.giemsa / r["chromosome_boxes"]),
-                    )
+    m, g = args.mfish, args.giemsa
+    for r in chosen(m, "slide", args.slides) if m else []:
+        yield "mfish", mfish_target(m / r["image"], m / r["karyotype_mask"])
+    for r in chosen(g, "image", args.giemsa_pictures) if g else []:
+        yield "giemsa", box_target(g / r["image"], g / r["chromosome_boxes"])
 
 
 def variants(path: Path, sizes, quality: int, tmp: Path) -> dict[str, Path]:
