@@ -10,9 +10,8 @@ from pathlib import Path
 from ._common import HelpFormatter, add_scheduler, list_inputs_or_fail, progress
 
 COUNTERS = ("classic", "detector")
-DEFAULT_COUNTER = (
-    "detector"  # counts best on real held-out pictures (benchmarks/detect_accuracy.py)
-)
+# counts best on real held-out pictures (benchmarks/detect_accuracy.py)
+DEFAULT_COUNTER = "detector"
 # keeps and rejects best on real pictures by its verdicts (benchmarks/decision_accuracy.py)
 CLASSIFY_COUNTER = "detector"
 

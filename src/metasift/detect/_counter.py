@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import ClassVar
 
@@ -32,7 +33,7 @@ class DetectorSettings:
 
         return default_detector_dir() if self.model in ("", "default") else Path(self.model)
 
-    @property
+    @cached_property  # every picture's row names it: the network is read and hashed once
     def identity(self) -> str:
         """What made a row (resume reuses a row only when this is the same): the version, the
         model's name and the hash of its network and of what its config.json says about

@@ -46,8 +46,8 @@ def chromosome_width(
     chromosome's, is the one returned, with ``apart`` True. Not in fluorescence (``polarity``
     "bright", as metasift.io read it): there the glow between neighbouring chromosomes closes
     first, so the closing merges neighbours, not chromatids (it widened 5 of mfish-dev's 86
-    DAPI pictures and 3 of 16 synthetic DAPI validation pictures, each time to a width the
-    detector undercounted at)."""
+    DAPI pictures and 3 of 16 synthetic DAPI validation pictures, each time to a width at which
+    the detector counted worse)."""
     from ..count._counter import _darkness, _foreground, _half_width
 
     if how not in WIDTHS:

@@ -602,8 +602,9 @@ def tune_apart_scale(folder: str | os.PathLike, items, width: str, *, log=print)
     pictures where the width is the closed one count) at the folder's decoding; ties go to
     the factor nearest 1, and 1 without such pictures. Chosen on the training pictures, as no
     validation picture shows chromatids apart: the network was fitted to them at 1, so a
-    smaller factor that still counts them better is no training artefact (at 1 the stage-5
-    detector counted giemsa-dev 1, 2 and 8 55, 104 and 31 for 50, 102 and 29). Synthetic
+    smaller factor that still counts them better is no training artefact (held out, at 1 the
+    stage-5 fold models counted giemsa-dev 1, 2 and 8 62, 106 and 31 for 50, 102 and 29; at
+    the factors they chose, 0.75 and 0.8, 52, 103 and 27). Synthetic
     pictures do not choose: their chromatids are drawn closer than real ones, and at 0.75 the
     detector undercounts them. The decoding (``tune_decoding``) is chosen before, on the
     validation pictures at their measured scale, none of which shows chromatids apart in the
@@ -614,9 +615,8 @@ def tune_apart_scale(folder: str | os.PathLike, items, width: str, *, log=print)
 
     model = Detector(folder)
     errors = {k: [] for k in APART_SCALES}
-    for source, index, real in items:
-        if not real or width != "bodies":  # only whole bodies are ever measured apart
-            continue
+    real = [(source, index) for source, index, is_real in items if is_real]
+    for source, index in real if width == "bodies" else []:  # only bodies are measured apart
         target = target_of(source, index)
         image, info = read_image(target.image)
         measured, apart = chromosome_width(image, width, polarity=info.polarity)
