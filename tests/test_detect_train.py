@@ -126,6 +126,35 @@ def test_zoomed_crops_keep_their_targets_consistent():
         DetectTrainConfig(clean_karyotypes="false")  # a quoted YAML value
 
 
+def test_crop_workers_draw_the_same_batches_as_one_process():
+    """--workers N: forked processes draw the batches while the network trains; each batch has
+    its own random stream, so they are the crops one process draws, in the same order."""
+    from metasift.detect._targets import encode
+    from metasift.train.detector import CropSampler, DetectTrainConfig, _crop_pool, batches
+
+    rng = np.random.default_rng(0)
+    pictures = []
+    for real in (False, True):
+        instances = np.zeros((120, 120), np.uint16)
+        for k in range(1, 5):
+            r, c = rng.integers(10, 100, 2)
+            instances[r : r + 12, c : c + 5] = k
+        targets = encode(instances, (instances > 0).astype(np.uint8), 1.0, (120, 120), full=True)
+        image = np.where(instances > 0, 0.2, 0.9).astype(np.float32)
+        centres = np.argwhere(targets[0] >= 0.999)
+        pictures.append(dict(image=image, targets=targets, centres=centres, real=real, set="s"))
+    sampler = CropSampler(pictures, DetectTrainConfig(batch_size=3, crop=64, zoom=0.3))
+    keys = [(0, 1, step) for step in range(1, 6)]
+    alone = list(batches(sampler, keys))
+    with _crop_pool(sampler, 2) as pool:
+        assert pool is not None
+        pooled = list(batches(sampler, keys, pool))
+    assert len(pooled) == len(alone) == 5
+    for (xa, ya), (xp, yp) in zip(alone, pooled):
+        assert xa.shape == (3, 1, 64, 64) and np.array_equal(xa, xp) and np.array_equal(ya, yp)
+    assert not np.array_equal(alone[0][0], alone[1][0])  # each step its own crops
+
+
 def test_a_clean_karyotype_teaches_that_its_chromosomes_are_no_debris():
     """--clean-karyotypes: on a karyotype-masked real picture, calling a chromosome pixel debris
     or nucleus costs; without it the real picture says nothing about debris. Centromeres stay

@@ -14,9 +14,11 @@ model.onnx.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import itertools
+import multiprocessing
 import os
 import sys
 import time
@@ -59,7 +61,7 @@ class DetectTrainConfig:
     # 1,800), so a short run averages over fewer steps; validation and the saved model use the
     # average (steadier than the last step's weights)
     seed: int = 0  # crops, augmentation and initialisation
-    workers: int = -1  # processes preparing the pictures; -1: all cores
+    workers: int = -1  # processes preparing the pictures and drawing crops; -1: all cores
     max_steps: int = 0  # stop each epoch after this many batches (0: `steps`); smoke tests
     device: str = "auto"  # auto (CUDA when there), cpu or cuda
 
@@ -219,6 +221,31 @@ class CropSampler:
             xs.append(x)
             ys.append(y)
         return np.stack(xs)[:, None], np.stack(ys)
+
+
+_SAMPLER: CropSampler | None = None  # the sampler forked crop workers draw from
+
+
+def _pooled_batch(key) -> tuple:
+    return _SAMPLER.batch(np.random.default_rng(key))
+
+
+def batches(sampler: CropSampler, keys, pool=None):
+    """One batch per key (seed, epoch, step), each drawn from its own random stream, so the
+    crops are the same whether ``pool`` (forked processes, in order) draws them or not."""
+    if pool is None:
+        return (sampler.batch(np.random.default_rng(k)) for k in keys)
+    return pool.imap(_pooled_batch, keys)
+
+
+def _crop_pool(sampler: CropSampler, workers: int):
+    """Processes that draw the batches while the network trains (forked, so they share the
+    prepared pictures instead of copying them); none for one worker or where fork is missing."""
+    global _SAMPLER
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return contextlib.nullcontext()
+    _SAMPLER = sampler
+    return multiprocessing.get_context("fork").Pool(workers)
 
 
 def crop(picture: dict, side: int, rng: np.random.Generator, *, zoom: float = 0.0):
@@ -401,49 +428,49 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
     write_yaml(out / "config.yaml", asdict(config))
 
     steps = min(config.steps, config.max_steps or config.steps)
-    for epoch in range(state["epoch"] + 1, config.epochs + 1):
-        start = time.perf_counter()
-        torch.manual_seed(config.seed * 1000 + epoch)
-        crops = np.random.default_rng([config.seed, epoch])
-        net.train()
-        show = progress_line(epoch, config.epochs, start)
-        loss_sum, acc_sum = 0.0, 0.0
-        for step in range(1, steps + 1):
-            x, y = sampler.batch(crops)
-            x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-            loss, acc = detection_loss(net(x), y, config.debris_weight)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            if averaged is not None:
-                _average(averaged, net, config.ema, (epoch - 1) * steps + step)
-            loss_sum, acc_sum = loss_sum + loss.item(), acc_sum + acc
-            show(step, steps, loss_sum / step, acc_sum / step, step * config.batch_size)
-        judged = averaged if averaged is not None else net
-        figures = (
-            validate(judged, val, device, config.debris_weight)
-            if val
-            else dict(loss=float("nan"), mae=float("nan"), within2=float("nan"))
-        )
-        lr = optimiser.param_groups[0]["lr"]
-        schedule.step()
-        seconds = time.perf_counter() - start
-        state["history"].append(dict(
-            epoch=epoch, train_loss=loss_sum / steps, train_accuracy=acc_sum / steps,
-            val_loss=figures["loss"], val_accuracy=figures["within2"], lr=lr, seconds=seconds,
-            images_per_s=steps * config.batch_size / seconds,
-        ))  # fmt: skip
-        state["val_mae"].append(figures["mae"])
-        sys.stderr.write("\n")
-        log(
-            f"epoch {epoch}/{config.epochs}: train loss {loss_sum / steps:.4f} | val loss "
-            f"{figures['loss']:.4f}, count error {figures['mae']:.2f}, within 2: "
-            f"{figures['within2']:.2f} | {seconds:.0f} s"
-        )
-        # the lowest validation loss, as the classifier; the count error at fixed decoding
-        # settings swings with the heat map's calibration, which tune_decoding then fixes
-        score = figures["loss"] if val else -epoch  # without validation: the last epoch
-        end_epoch(out, net, optimiser, schedule, state, config, epoch, score, averaged)
+    with _crop_pool(sampler, workers) as pool:
+        for epoch in range(state["epoch"] + 1, config.epochs + 1):
+            start = time.perf_counter()
+            torch.manual_seed(config.seed * 1000 + epoch)
+            keys = [(config.seed, epoch, step) for step in range(1, steps + 1)]
+            net.train()
+            show = progress_line(epoch, config.epochs, start)
+            loss_sum, acc_sum = 0.0, 0.0
+            for step, (x, y) in enumerate(batches(sampler, keys, pool), 1):
+                x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+                loss, acc = detection_loss(net(x), y, config.debris_weight)
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                if averaged is not None:
+                    _average(averaged, net, config.ema, (epoch - 1) * steps + step)
+                loss_sum, acc_sum = loss_sum + loss.item(), acc_sum + acc
+                show(step, steps, loss_sum / step, acc_sum / step, step * config.batch_size)
+            judged = averaged if averaged is not None else net
+            figures = (
+                validate(judged, val, device, config.debris_weight)
+                if val
+                else dict(loss=float("nan"), mae=float("nan"), within2=float("nan"))
+            )
+            lr = optimiser.param_groups[0]["lr"]
+            schedule.step()
+            seconds = time.perf_counter() - start
+            state["history"].append(dict(
+                epoch=epoch, train_loss=loss_sum / steps, train_accuracy=acc_sum / steps,
+                val_loss=figures["loss"], val_accuracy=figures["within2"], lr=lr, seconds=seconds,
+                images_per_s=steps * config.batch_size / seconds,
+            ))  # fmt: skip
+            state["val_mae"].append(figures["mae"])
+            sys.stderr.write("\n")
+            log(
+                f"epoch {epoch}/{config.epochs}: train loss {loss_sum / steps:.4f} | val loss "
+                f"{figures['loss']:.4f}, count error {figures['mae']:.2f}, within 2: "
+                f"{figures['within2']:.2f} | {seconds:.0f} s"
+            )
+            # the lowest validation loss, as the classifier; the count error at fixed decoding
+            # settings swings with the heat map's calibration, which tune_decoding then fixes
+            score = figures["loss"] if val else -epoch  # without validation: the last epoch
+            end_epoch(out, net, optimiser, schedule, state, config, epoch, score, averaged)
 
     from safetensors.torch import load_file
 
