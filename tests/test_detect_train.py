@@ -148,7 +148,7 @@ def test_crop_workers_draw_the_same_batches_as_one_process():
     alone = list(batches(sampler, keys))
     with _crop_pool(sampler, 2) as pool:
         assert pool is not None
-        pooled = list(batches(sampler, keys, pool))
+        pooled = list(batches(sampler, keys, pool, ahead=2))
     assert len(pooled) == len(alone) == 5
     for (xa, ya), (xp, yp) in zip(alone, pooled):
         assert xa.shape == (3, 1, 64, 64) and np.array_equal(xa, xp) and np.array_equal(ya, yp)

@@ -14,6 +14,7 @@ model.onnx.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
 import csv
@@ -230,12 +231,20 @@ def _pooled_batch(key) -> tuple:
     return _SAMPLER.batch(np.random.default_rng(key))
 
 
-def batches(sampler: CropSampler, keys, pool=None):
+def batches(sampler: CropSampler, keys, pool=None, ahead: int = 8):
     """One batch per key (seed, epoch, step), each drawn from its own random stream, so the
-    crops are the same whether ``pool`` (forked processes, in order) draws them or not."""
+    crops are the same whether ``pool`` (forked processes, in order) draws them or not; the
+    pool draws at most ``ahead`` batches ahead of the training (memory stays flat)."""
     if pool is None:
-        return (sampler.batch(np.random.default_rng(k)) for k in keys)
-    return pool.imap(_pooled_batch, keys)
+        yield from (sampler.batch(np.random.default_rng(k)) for k in keys)
+        return
+    pending = collections.deque()
+    for key in keys:
+        pending.append(pool.apply_async(_pooled_batch, (key,)))
+        if len(pending) > ahead:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()
 
 
 def _crop_pool(sampler: CropSampler, workers: int):
@@ -436,7 +445,8 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
             net.train()
             show = progress_line(epoch, config.epochs, start)
             loss_sum, acc_sum = 0.0, 0.0
-            for step, (x, y) in enumerate(batches(sampler, keys, pool), 1):
+            drawn = batches(sampler, keys, pool, ahead=2 * workers)
+            for step, (x, y) in enumerate(drawn, 1):
                 x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
                 loss, acc = detection_loss(net(x), y, config.debris_weight)
                 optimiser.zero_grad(set_to_none=True)
