@@ -18,6 +18,13 @@
 # DEADLINE_S (seconds the whole script may take, 560), N_TRAIN (synthetic pictures per stain,
 # 1000), EPOCHS (30), STEPS (200), BATCH (32), LR (2e-4), DECAY (0.92), WORKERS (crop and
 # preparation processes per run: half the cores less one), DEVICE (cuda).
+# The machine needs metasift's dependencies importable by PYTHON; a GPU image without
+# imagecodecs (the synthesiser's PNG and JPEG coder) needs its wheel carried and installed first
+# (the one lease so far had no room for the 26 MB wheel beside the real sets in its 64 MiB
+# transfer and used a small module coding PNG and JPEG with Pillow instead, tifffile's own
+# codecs for the rest: its synthetic pictures' JPEG artefacts came from Pillow's coder).
+# Measured once (an H200, 16 cores, the defaults): 9 epochs in the time, about 160 crops/s per
+# run; fold A held out counted worse than its start (README, benchmark.json gpu_finetune_A).
 # Smoke test on a CPU: N_TRAIN=6 EPOCHS=2 STEPS=2 BATCH=2 DEVICE=cpu DEADLINE_S=300 \
 #   benchmarks/gpu_finetune_detector.sh ../shared/data build/detector_zoom_A /tmp/ft_results
 set -u
