@@ -84,6 +84,7 @@ COLUMNS = {
     "chromosome_objects": "chromosome-sized objects per picture",
     "chromosome_area": "median chromosome object area (1e-4 of picture)",
     "chromosome_length": "median chromosome object length (% of width)",
+    "chromosome_bands": "darkness range along chromosome objects (p90 - p10 over p90)",
     "nuclei": "nuclei per picture",
     "nucleus_diameter": "median nucleus diameter (% of width)",
 }
@@ -121,6 +122,7 @@ def measure_picture(path):
         chromosome_objects=len(chroms),
         chromosome_area=med([p.area for p in chroms], 1e4 / area),
         chromosome_length=med([p.axis_major_length for p in chroms], 100 / w),
+        chromosome_bands=med([_bands(p, background - smooth) for p in chroms]),
         nuclei=len(nuclei),
         nucleus_diameter=med([p.equivalent_diameter_area for p in nuclei], 100 / w),
     )
@@ -158,6 +160,16 @@ def _blockiness(image):
         return np.nan
     on = d[:, 7::8].mean()
     return float(on / (d.mean() + 1e-9))
+
+
+def _bands(prop, darkness):
+    """How much an object's darkness varies along its middle line (bands, constrictions):
+    (p90 - p10) / p90 over its skeleton."""
+    values = darkness[prop.slice][morphology.skeletonize(prop.image)]
+    if values.size < 5:
+        return np.nan
+    top = np.percentile(values, 90)
+    return float((top - np.percentile(values, 10)) / top) if top > 0 else np.nan
 
 
 def _texture(prop):

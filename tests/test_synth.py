@@ -256,3 +256,27 @@ def test_legacy_pictures_stay_as_the_bundled_model_saw_them(stain, digest, mean,
     assert hashlib.sha256(json.dumps(ann, sort_keys=True).encode()).hexdigest()[:16] == digest
     pixels = image.astype(np.float64)
     assert abs(pixels.mean() - mean) < 2e-6 and abs(pixels.std() - sd) < 2e-6
+
+
+def test_dapi_bands_are_as_coarse_and_strong_as_a_fluorescence_frame_shows_them():
+    """DCA-style DAPI chromosomes carry their band pattern coarse (mfish-dev's DAPI bands run a
+    chromosome width or more: a finer pattern is blurred away by the optics), with the same
+    spread of values as the fine one; drawn along a straight chromosome, the coarse pattern
+    changes about half as much from pixel to pixel and still varies the density by a fifth or
+    more."""
+    from metasift.synth._karyotype import BANDS, COARSE_BANDS, density
+
+    fine, coarse = np.array(list(BANDS.values())), np.array(list(COARSE_BANDS.values()))
+    assert abs(fine.std() - coarse.std()) < 1e-6
+    line = np.array([[20.0, 10.0], [20.0, 110.0]], np.float32)  # 100 pixels long, 10 wide
+    rr, cc = np.mgrid[0:40, 0:120].astype(np.float32)
+    common = dict(width=10.0, sister_gap=0.0, band_contrast=1.0, ring=False, closed=False)
+    step, spread = {}, {}
+    for kind in (False, True):
+        dens, _ = density(rr, cc, line, [40.0], "1", coarse_bands=kind, **common)
+        along = dens[20, 20:100]  # the centre line, away from the ends and the centromere
+        along = along[np.abs(np.arange(20, 100) - 50) > 8]
+        step[kind] = float(np.abs(np.diff(along)).mean())
+        spread[kind] = (np.percentile(along, 90) - np.percentile(along, 10)) / along.max()
+    assert step[True] < 0.6 * step[False]
+    assert spread[True] > 0.2

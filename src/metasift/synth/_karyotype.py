@@ -30,6 +30,12 @@ BANDS = {
     name: ndi.gaussian_filter1d(np.random.default_rng(101 + i).random(96), 2.0, mode="nearest")
     for i, (name, _, _) in enumerate(KARYOTYPE)
 }
+# the same patterns coarser, as a fluorescence frame shows them (mfish-dev's DAPI bands run a
+# chromosome width or more), at the same spread of values
+COARSE_BANDS = {
+    name: 0.5 + (g - g.mean()) * (float(np.std(list(BANDS.values()))) / g.std())
+    for name, g in ((n, ndi.gaussian_filter1d(b, 5.0, mode="nearest")) for n, b in BANDS.items())
+}
 CELL = [str(i) for i in range(1, 23) for _ in (0, 1)]  # the 44 autosomes of a diploid cell
 
 
@@ -95,6 +101,7 @@ def density(
     splay=0.0,
     constriction=0.3,
     closure=0.75,
+    coarse_bands=False,
 ):
     """A chromosome's density in [0, 1] over the pixel grid ``rr, cc``; and its length.
 
@@ -102,7 +109,8 @@ def density(
     each centromere (positions along the line), and the type's band pattern at
     ``band_contrast``. ``splay`` > 0 opens the chromatids towards the arm ends (the X shape of
     a colcemid-arrested chromosome held only at its centromere). ``constriction``: how much
-    thinner a chromatid is at the centromere; ``closure``, how far the two close there.
+    thinner a chromatid is at the centromere; ``closure``, how far the two close there;
+    ``coarse_bands``: the band pattern as a fluorescence frame resolves it (``COARSE_BANDS``).
     """
     half = width / 2
     s, across, beyond = project(rr, cc, line.astype(np.float32), closed)
@@ -124,6 +132,9 @@ def density(
         chord = np.sqrt(np.clip(1 - (dist / radius) ** 2, 0, 1))
         edge = expit((radius - dist) / 0.45)
         dens = np.maximum(dens, np.maximum(chord, 0.35 * edge) * edge)
-    bands = np.interp(s / max(total, 1e-3), np.linspace(0, 1, 96), BANDS.get(name, BANDS["1"]))
+    patterns = COARSE_BANDS if coarse_bands else BANDS
+    bands = np.interp(
+        s / max(total, 1e-3), np.linspace(0, 1, 96), patterns.get(name, patterns["1"])
+    )
     dens *= 1 - band_contrast * (bands - 0.5) * 2
     return dens, total
