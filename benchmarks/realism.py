@@ -122,7 +122,9 @@ def measure_picture(path):
         chromosome_objects=len(chroms),
         chromosome_area=med([p.area for p in chroms], 1e4 / area),
         chromosome_length=med([p.axis_major_length for p in chroms], 100 / w),
-        chromosome_bands=med([_bands(p, background - smooth) for p in chroms]),
+        chromosome_bands=med(
+            [v for p in chroms if np.isfinite(v := _bands(p, background - smooth))]
+        ),
         nuclei=len(nuclei),
         nucleus_diameter=med([p.equivalent_diameter_area for p in nuclei], 100 / w),
     )

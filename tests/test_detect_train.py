@@ -147,7 +147,8 @@ def test_crop_workers_draw_the_same_batches_as_one_process():
     keys = [(0, 1, step) for step in range(1, 6)]
     alone = list(batches(sampler, keys))
     with _crop_pool(sampler, 2) as pool:
-        assert pool is not None
+        if pool is None:
+            pytest.skip("no fork here: the batches are drawn in the training's own process")
         pooled = list(batches(sampler, keys, pool, ahead=2))
     assert len(pooled) == len(alone) == 5
     for (xa, ya), (xp, yp) in zip(alone, pooled):

@@ -264,16 +264,26 @@ def test_dapi_bands_are_as_coarse_and_strong_as_a_fluorescence_frame_shows_them(
     spread of values as the fine one; drawn along a straight chromosome, the coarse pattern
     changes about half as much from pixel to pixel and still varies the density by a fifth or
     more."""
-    from metasift.synth._karyotype import BANDS, COARSE_BANDS, density
+    from metasift.synth._karyotype import density
+    from metasift.synth._scene import _Scene
 
-    fine, coarse = np.array(list(BANDS.values())), np.array(list(COARSE_BANDS.values()))
-    assert abs(fine.std() - coarse.std()) < 1e-6
+    for stain, style, coarse in (("dapi", "dca", True), ("giemsa", "dca", False),
+                                 ("dapi", "legacy", False)):  # fmt: skip
+        scene = _Scene("available", 3, synth.SynthConfig(style=style, stain=stain))
+        if style == "dca":
+            scene._dca_look()
+        else:
+            scene._legacy_look()
+        assert scene.coarse_bands is coarse
+        assert (0.6 <= scene.band_contrast <= 1.2) is coarse
+
     line = np.array([[20.0, 10.0], [20.0, 110.0]], np.float32)  # 100 pixels long, 10 wide
     rr, cc = np.mgrid[0:40, 0:120].astype(np.float32)
     common = dict(width=10.0, sister_gap=0.0, band_contrast=1.0, ring=False, closed=False)
     step, spread = {}, {}
     for kind in (False, True):
-        dens, _ = density(rr, cc, line, [40.0], "1", coarse_bands=kind, **common)
+        dens, _, body = density(rr, cc, line, [40.0], "1", coarse_bands=kind, **common)
+        assert body.max() <= 1 and dens.max() > 1  # a bright band outshines the body
         along = dens[20, 20:100]  # the centre line, away from the ends and the centromere
         along = along[np.abs(np.arange(20, 100) - 50) > 8]
         step[kind] = float(np.abs(np.diff(along)).mean())

@@ -103,7 +103,9 @@ def density(
     closure=0.75,
     coarse_bands=False,
 ):
-    """A chromosome's density in [0, 1] over the pixel grid ``rr, cc``; and its length.
+    """A chromosome over the pixel grid ``rr, cc``: (its density, banded; its length; its body's
+    density before banding, in [0, 1]). The bands multiply the body's density by 1 +- up to
+    ``band_contrast`` (strong coarse bands: 0.14-1.94).
 
     Two chromatids, ``sister_gap`` (0-1; up to 2 in colcemid-arrested cells) apart, pinched at
     each centromere (positions along the line), and the type's band pattern at
@@ -132,9 +134,10 @@ def density(
         chord = np.sqrt(np.clip(1 - (dist / radius) ** 2, 0, 1))
         edge = expit((radius - dist) / 0.45)
         dens = np.maximum(dens, np.maximum(chord, 0.35 * edge) * edge)
+    body = dens.copy()
     patterns = COARSE_BANDS if coarse_bands else BANDS
     bands = np.interp(
         s / max(total, 1e-3), np.linspace(0, 1, 96), patterns.get(name, patterns["1"])
     )
     dens *= 1 - band_contrast * (bands - 0.5) * 2
-    return dens, total
+    return dens, total, body

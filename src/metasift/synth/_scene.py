@@ -240,7 +240,7 @@ class _Scene:
         if r1 <= r0 or c1 <= c0:
             return
         rr, cc = np.mgrid[r0:r1, c0:c1].astype(np.float32)
-        dens, total = density(
+        dens, total, body = density(
             rr,
             cc,
             line,
@@ -262,7 +262,8 @@ class _Scene:
             od += self._heterochromatin(rr, cc, line, centromeres[0], total, name, width) * dens
         self.od_chrom[r0:r1, c0:c1] += od
         index = len(self.chromosomes) + len(self.fragments)
-        mask = dens > 0.3
+        # strong coarse bands dim whole stretches of a chromosome: its mask is its body's
+        mask = (body if self.coarse_bands else dens) > 0.3
         if self.cfg.style == "dca":  # the gap between splayed chromatids is the chromosome's
             mask = _closing(mask, 2)
         self.owner[r0:r1, c0:c1][mask] = index

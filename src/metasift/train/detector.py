@@ -233,28 +233,36 @@ def _pooled_batch(key) -> tuple:
 
 def batches(sampler: CropSampler, keys, pool=None, ahead: int = 8):
     """One batch per key (seed, epoch, step), each drawn from its own random stream, so the
-    crops are the same whether ``pool`` (forked processes, in order) draws them or not; the
-    pool draws at most ``ahead`` batches ahead of the training (memory stays flat)."""
+    crops are the same whether ``pool`` (``_crop_pool``'s processes, which draw from the sampler
+    it was given) draws them or ``sampler`` here; the pool draws at most ``ahead`` batches
+    ahead of the training (memory stays flat)."""
     if pool is None:
         yield from (sampler.batch(np.random.default_rng(k)) for k in keys)
         return
     pending = collections.deque()
     for key in keys:
-        pending.append(pool.apply_async(_pooled_batch, (key,)))
+        pending.append(pool.submit(_pooled_batch, key))
         if len(pending) > ahead:
-            yield pending.popleft().get()
+            yield pending.popleft().result()
     while pending:
-        yield pending.popleft().get()
+        yield pending.popleft().result()
 
 
+@contextlib.contextmanager
 def _crop_pool(sampler: CropSampler, workers: int):
     """Processes that draw the batches while the network trains (forked, so they share the
-    prepared pictures instead of copying them); none for one worker or where fork is missing."""
+    prepared pictures instead of copying them; a worker that dies raises BrokenProcessPool);
+    None for one worker or where fork is missing."""
     global _SAMPLER
     if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return contextlib.nullcontext()
+        yield None
+        return
     _SAMPLER = sampler
-    return multiprocessing.get_context("fork").Pool(workers)
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            yield pool
+    finally:
+        _SAMPLER = None
 
 
 def crop(picture: dict, side: int, rng: np.random.Generator, *, zoom: float = 0.0):
@@ -426,8 +434,9 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
         saved = torch.load(checkpoint, map_location=device, weights_only=True)
         # a setting added since the checkpoint was written: it was trained with the default
         before = {**asdict(DetectTrainConfig()), **saved["config"]}
-        if {k: v for k, v in before.items() if k != "epochs"} != {
-            k: v for k, v in asdict(config).items() if k != "epochs"
+        free = ("epochs", "workers", "device")  # neither changes what is trained
+        if {k: v for k, v in before.items() if k not in free} != {
+            k: v for k, v in asdict(config).items() if k not in free
         }:
             raise ValueError(
                 f"{checkpoint}: was made with other settings; resume with the same ones"
