@@ -80,6 +80,9 @@ def render_dca(od: np.ndarray, stain: str, rng, *, randomise: bool) -> np.ndarra
     if stain == "dapi":
         blur *= rng.uniform(0.8, 1.2)  # mfish-dev: as sharp as bright-field frames
         bright = rng.uniform(0.3, 0.7) if wide else rng.uniform(0.35, 0.6)
+        # chromatin grain: a DAPI chromosome is not smooth inside (mfish-dev)
+        grain = mottle(shape, rng.uniform(2.0, 4.0) * min(h, w) / 1024, rng)
+        od = od * np.maximum(1 + grain * np.float32(rng.uniform(0.15, 0.35)), 0)
         dye = ndi.gaussian_filter(od * np.float32(bright), blur, truncate=3.0)
         # the glow of a fluorescent dye reaches across the gaps of a dense spread
         # (out-of-focus light: mfish-dev's objects are ringed by a halo that falls to half
