@@ -171,27 +171,51 @@ def wide_blur(image: np.ndarray, sigma: float) -> np.ndarray:
     if step == 1:
         return ndi.gaussian_filter(image, sigma)
     h, w = image.shape
-    hh, ww = -(-h // step) * step, -(-w // step) * step
-    padded = np.pad(image, ((0, hh - h), (0, ww - w)), mode="edge")
-    small = padded.reshape(hh // step, step, ww // step, step).mean((1, 3), dtype=np.float32)
-    small = ndi.gaussian_filter(small, np.sqrt(sigma**2 - step**2 / 4) / step)
-    return _upsample(_upsample(small, step, h).T, step, w).T
+    small = ndi.gaussian_filter(_block_mean(image, step), np.sqrt(sigma**2 - step**2 / 4) / step)
+    return _upsample(_upsample(small, step, h, 0), step, w, 1)
 
 
-def _upsample(small: np.ndarray, step: int, n: int) -> np.ndarray:
-    """Linear interpolation along the first axis from block centres (blocks of ``step``) to
-    ``n`` pixel centres, one phase of the block at a time."""
-    m = len(small)
-    out = np.empty((m * step, *small.shape[1:]), np.float32)
-    prev = np.concatenate([small[:1], small[:-1]])  # the block before (the first: itself)
-    after = np.concatenate([small[1:], small[-1:]])  # the block after (the last: itself)
+def _block_mean(image: np.ndarray, step: int) -> np.ndarray:
+    """Means of ``step`` x ``step`` blocks, the last row and column of the picture repeated to
+    fill the last blocks; summed a phase at a time (strided slices, float32): eight times as
+    fast as the mean over a reshaped array's small axes."""
+
+    def blocks(a: np.ndarray, axis: int) -> np.ndarray:
+        n = -(-a.shape[axis] // step)
+        total = None
+        for phase in range(step):
+            part = a[phase::step] if axis == 0 else a[:, phase::step]
+            short = n - part.shape[axis]
+            if short:  # the edge repeated
+                edge = a[-1:] if axis == 0 else a[:, -1:]
+                part = np.concatenate([part, edge], axis)
+            total = part.astype(np.float32) if total is None else np.add(total, part, out=total)
+        return total
+
+    out = blocks(blocks(image, 1), 0)
+    out *= np.float32(1 / step**2)
+    return out
+
+
+def _upsample(small: np.ndarray, step: int, n: int, axis: int) -> np.ndarray:
+    """Linear interpolation along ``axis`` (0 or 1) from block centres (blocks of ``step``) to
+    ``n`` pixel centres, one phase of the block at a time (C order kept throughout: a
+    transposed pass is several times slower, and so is every sum with its result)."""
+    lane = (lambda s: s) if axis == 0 else (lambda s: (slice(None), s))
+    m = small.shape[axis]
+    size = list(small.shape)
+    size[axis] = m * step
+    out = np.empty(size, np.float32)
+    first, last = small[lane(slice(0, 1))], small[lane(slice(m - 1, m))]
+    prev = np.concatenate([first, small[lane(slice(0, m - 1))]], axis)  # first: itself
+    after = np.concatenate([small[lane(slice(1, m))], last], axis)  # last: itself
     for phase in range(step):
         frac = np.float32((phase + 0.5) / step - 0.5)
         if frac < 0:  # first half of a block: between the block before and this one
-            out[phase::step] = small * (1 + frac) - prev * frac
+            out[lane(slice(phase, None, step))] = small * (1 + frac) - prev * frac
         else:
-            out[phase::step] = small * (1 - frac) + after * frac
-    return out[:n]
+            out[lane(slice(phase, None, step))] = small * (1 - frac) + after * frac
+    return out[lane(slice(0, n))]
 
 
 def _finish(image, gamma) -> np.ndarray:
