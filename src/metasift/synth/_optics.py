@@ -138,25 +138,24 @@ def normal(rng, shape) -> np.ndarray:
 
 def mottle(shape, sigma: float, rng) -> np.ndarray:
     """Unit-sd noise smoothed over ``sigma`` pixels (1-4), made at half resolution and
-    repeated over 2 x 2 pixels (the optics' blur, applied after, hides the blocks)."""
+    interpolated back (repeated 2 x 2 blocks left a 2-pixel grid that the optics' blur did not
+    hide from ``benchmarks/realism.py``: no real picture has one)."""
     h, w = shape
     small = ndi.gaussian_filter(normal(rng, (-(-h // 2), -(-w // 2))), sigma / 2, truncate=3.0)
     small *= np.float32(1 / (small.std() + 1e-6))
-    big = np.broadcast_to(small[:, None, :, None], (small.shape[0], 2, small.shape[1], 2))
-    return big.reshape(small.shape[0] * 2, small.shape[1] * 2)[:h, :w]
+    return _upsample(_upsample(small, 2, h, 0), 2, w, 1)
 
 
 def coarse_noise(shape, scale, rng, step=4, then=None) -> np.ndarray:
-    """``smooth_noise`` computed on every ``step``-th pixel and repeated: for fields that vary
-    over ``scale`` >> ``step`` pixels (stain, haze), at a sixteenth of the work. ``then``: a
-    function of each value, applied before the repeat (the same result, a sixteenth of the
-    work)."""
+    """``smooth_noise`` computed on every ``step``-th pixel and interpolated back: for fields
+    that vary over ``scale`` >> ``step`` pixels (stain, haze), at a sixteenth of the work.
+    ``then``: a function of each value, applied before the interpolation (nearly the same
+    result, a sixteenth of the work)."""
     h, w = shape
     small = smooth_noise((-(-h // step), -(-w // step)), scale / step, rng)
     if then is not None:
         small = then(small)
-    big = np.broadcast_to(small[:, None, :, None], (small.shape[0], step, small.shape[1], step))
-    return big.reshape(small.shape[0] * step, small.shape[1] * step)[:h, :w]
+    return _upsample(_upsample(small, step, h, 0), step, w, 1)
 
 
 def _half_exp(x: np.ndarray) -> np.ndarray:
