@@ -92,7 +92,7 @@ def render_dca(od: np.ndarray, stain: str, rng, *, randomise: bool) -> np.ndarra
         glow += wide_blur(dye, far) * np.float32(rng.uniform(0.5, 1.2))
         back = rng.uniform(0.003, 0.05 if wide else 0.035)
         # out-of-focus fluorescence and autofluorescence: a background that varies slowly
-        # (the exponential taken on the coarse grid, before its blocks are repeated)
+        # (the exponential taken on the coarse grid, before it is interpolated back)
         haze = coarse_noise(shape, rng.uniform(120, 400), rng, then=_half_exp)
         haze *= np.float32(back * rng.uniform(0.1, 1.0))  # mfish-dev: background sd 0.04
         image = (np.float32(back) + haze + dye + glow) * light
@@ -142,8 +142,9 @@ def mottle(shape, sigma: float, rng) -> np.ndarray:
     hide from ``benchmarks/realism.py``: no real picture has one)."""
     h, w = shape
     small = ndi.gaussian_filter(normal(rng, (-(-h // 2), -(-w // 2))), sigma / 2, truncate=3.0)
-    small *= np.float32(1 / (small.std() + 1e-6))
-    return _upsample(_upsample(small, 2, h, 0), 2, w, 1)
+    big = _upsample(_upsample(small, 2, h, 0), 2, w, 1)
+    big *= np.float32(1 / (big[::2, ::2].std() + 1e-6))  # unit sd after the interpolation
+    return big
 
 
 def coarse_noise(shape, scale, rng, step=4, then=None) -> np.ndarray:
@@ -198,8 +199,8 @@ def _block_mean(image: np.ndarray, step: int) -> np.ndarray:
 
 def _upsample(small: np.ndarray, step: int, n: int, axis: int) -> np.ndarray:
     """Linear interpolation along ``axis`` (0 or 1) from block centres (blocks of ``step``) to
-    ``n`` pixel centres, one phase of the block at a time (C order kept throughout: a
-    transposed pass is several times slower, and so is every sum with its result)."""
+    ``n`` pixel centres, one phase of the block at a time (rows stay rows: a pass over a
+    transposed array is several times slower, and so is every sum with its result)."""
     lane = (lambda s: s) if axis == 0 else (lambda s: (slice(None), s))
     m = small.shape[axis]
     size = list(small.shape)
