@@ -45,6 +45,7 @@ from PIL import Image
 from scipy import ndimage as ndi
 from skimage import filters, measure, morphology
 
+from metasift.detect import chromosome_width, resized, scale_for
 from metasift.io import IMAGE_SUFFIXES, decode, read_image
 from metasift.synth import CLASSES, SynthConfig, write_dataset
 
@@ -85,6 +86,7 @@ COLUMNS = {
     "chromosome_area": "median chromosome object area (1e-4 of picture)",
     "chromosome_length": "median chromosome object length (% of width)",
     "chromosome_bands": "darkness range along chromosome objects (p90 - p10 over p90)",
+    "edge_blur": "edge blur at the detector's scale (pixels, 7 a chromosome width)",
     "nuclei": "nuclei per picture",
     "nucleus_diameter": "median nucleus diameter (% of width)",
 }
@@ -127,6 +129,7 @@ def measure_picture(path):
         ),
         nuclei=len(nuclei),
         nucleus_diameter=med([p.equivalent_diameter_area for p in nuclei], 100 / w),
+        edge_blur=_edge_blur(image, info.polarity),
     )
     # features for the classifier only
     quantiles = np.percentile(image, [1, 5, 25, 75, 95, 99])
@@ -153,6 +156,21 @@ def measure_picture(path):
         log_objects=float(np.log1p(len(props))),
     )
     return row
+
+
+def _edge_blur(image, polarity):
+    """How soft chromosome edges are where the detector looks (the picture resized so a
+    chromosome is 7 pixels wide): the Gaussian sigma of a step with the picture's contrast
+    (background to its darkest 2%) and the 90th percentile of the gradient on mid-grey edge
+    pixels, in the detector's pixels."""
+    width, _ = chromosome_width(image, "plain", polarity=polarity)
+    small = resized(image, scale_for(image.shape, width))
+    grad = np.hypot(ndi.sobel(small, 0), ndi.sobel(small, 1)) / 8
+    back, core = float(np.median(small)), float(np.percentile(small, 2))
+    edge = (small > core + 0.3 * (back - core)) & (small < core + 0.7 * (back - core))
+    if edge.sum() < 50 or back - core < 0.1:
+        return np.nan
+    return (back - core) / (float(np.percentile(grad[edge], 90)) * np.sqrt(2 * np.pi))
 
 
 def _blockiness(image):

@@ -79,7 +79,9 @@ class _Scene:
         od = self.od_chrom + self.od_other
         if self.cfg.style == "legacy":
             return render(od, self.cfg.stain, rng), self._annotation()
-        image = render_dca(od, self.cfg.stain, rng, randomise=self.cfg.randomise)
+        image = render_dca(
+            od, self.cfg.stain, rng, randomise=self.cfg.randomise, width=self.width_px
+        )
         # a frame label on half of the DCA labs' pictures, on none of giemsa-dev's
         if self.cfg.stain != "dapi" and rng.random() < (0.3 if self.cfg.randomise else 0.5):
             burn_label(image, rng, self._cover(4) == 0)
@@ -118,15 +120,15 @@ class _Scene:
         ones; solid Giemsa (faint bands); dense DAPI spreads whose chromosomes touch."""
         rng, side = self.rng, min(self.shape)
         dapi = self.cfg.stain == "dapi"
-        zoom = (0.035, 0.064) if dapi else (0.04, 0.08)
+        zoom = (0.06, 0.108) if dapi else (0.04, 0.08)
         scale = rng.uniform(0.75, 1.3) if self.cfg.randomise else 1.0
         # 1: colcemid-arrested; 0: prometaphase
         self.condensed = float(rng.beta(1.8 if dapi else 2.5, 1.2))
         self.chr1 = side * rng.uniform(*zoom) * scale * (1.15 - 0.25 * self.condensed)
-        thick = 0.42 if dapi else 0.17  # a fluorescent chromosome looks thicker than it is
+        thick = 0.26 if dapi else 0.17  # a fluorescent chromosome looks thicker than it is
         if self.cfg.randomise and not dapi:  # fixation and spreading: giemsa-dev's are wider
             thick *= rng.uniform(0.9, 1.35)
-        self.width_px = max(3.0, self.chr1 * (thick + 0.13 * self.condensed))
+        self.width_px = max(3.0, self.chr1 * (thick + (0.077 if dapi else 0.13) * self.condensed))
         self.od_peak = rng.uniform(0.6, 1.0) if dapi else rng.uniform(1.1, 2.0)
         if self.cfg.randomise and not dapi:  # paler stains (giemsa-dev: 0.25 contrast)
             self.od_peak *= rng.uniform(0.45, 1.0)
@@ -146,10 +148,10 @@ class _Scene:
         self.heterochromatin = dapi  # DAPI's bright blocks (1q12, 9q12, 16q11.2, Yq12)
         self.step = 8.0  # condensed chromosomes bend little: fewer segments, faster drawing
         self.planner = SpreadPlanner(rng, self.label, self.shape, self.chr1)
-        self.planner.spacing = (2.0, 3.4) if dapi else (1.1, 2.1)  # mfish-dev: 17% wide
+        self.planner.spacing = (1.45, 2.45) if dapi else (1.1, 2.1)  # mfish-dev: 17% wide
         if self.cfg.randomise:  # spreads from tight to loose (giemsa-dev: 43 objects of 46)
             self.planner.spacing = (self.planner.spacing[0], self.planner.spacing[1] + 0.9)
-        self.planner.min_gap = 0.45 if dapi else 0.4
+        self.planner.min_gap = 0.33 if dapi else 0.4
         self.planner.inside = 0.85  # a few chromosomes of a spread cut by the frame edge
 
     # ---- chromosomes ----------------------------------------------------------------------
@@ -372,7 +374,7 @@ class _Scene:
         higher-magnification DAPI frames."""
         low, high = (0.7, 1.2) if self.cfg.stain == "dapi" else (1.1, 1.9)
         if self.cfg.style == "dca":  # issue 20: 11.5% of the width in real DCA Giemsa frames
-            low, high = (1.0, 1.9) if self.cfg.stain == "dapi" else (0.9, 1.6)
+            low, high = (0.8, 1.5) if self.cfg.stain == "dapi" else (0.9, 1.6)
         return self.chr1 * self.rng.uniform(low, high)
 
     def _nucleus_touching(self, radius, cover):
