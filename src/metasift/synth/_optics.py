@@ -63,9 +63,7 @@ def illumination(shape, rng, fall=(0.05, 0.3), tilt=0.1) -> np.ndarray:
     )
 
 
-def render_dca(
-    od: np.ndarray, stain: str, rng, *, randomise: bool, width: float | None = None
-) -> np.ndarray:
+def render_dca(od: np.ndarray, stain: str, rng, *, randomise: bool) -> np.ndarray:
     """Pixels in [0, 1] as real DCA cameras store them (issue 20's measurements): a bright-field
     background at 0.86-0.90 of full scale with little vignetting, or a fluorescence background
     at 0.01-0.06 with the dye's glow. ``randomise`` widens every range (exposure, light, blur,
@@ -78,11 +76,6 @@ def render_dca(
         shape, rng, fall=(0.01, 0.1 if wide else 0.05), tilt=0.04 if wide else 0.02
     )
     blur = rng.uniform(0.5, 2.4 if wide else 1.3) * min(h, w) / 1024
-    if width:  # focus and the optics' resolution against the chromosome's size: at the
-        # detector's scale (7 pixels a width) real edges blur over 1.1-2.3 pixels (p10-p90;
-        # mfish-dev's tuning slides, giemsa-dev); a blur in picture pixels alone left synthetic
-        # DAPI at 1.0-1.6 and Giemsa at 0.8-1.7, with this 1.3-2.2 and 0.9-1.9
-        blur = float(np.hypot(blur, width * rng.uniform(0.0, 0.25)))
     gamma = rng.uniform(0.75, 1.35) if wide else 1.0
     if stain == "dapi":
         blur *= rng.uniform(0.8, 1.2)  # mfish-dev: as sharp as bright-field frames

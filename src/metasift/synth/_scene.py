@@ -79,9 +79,7 @@ class _Scene:
         od = self.od_chrom + self.od_other
         if self.cfg.style == "legacy":
             return render(od, self.cfg.stain, rng), self._annotation()
-        image = render_dca(
-            od, self.cfg.stain, rng, randomise=self.cfg.randomise, width=self.width_px
-        )
+        image = render_dca(od, self.cfg.stain, rng, randomise=self.cfg.randomise)
         # a frame label on half of the DCA labs' pictures, on none of giemsa-dev's
         if self.cfg.stain != "dapi" and rng.random() < (0.3 if self.cfg.randomise else 0.5):
             burn_label(image, rng, self._cover(4) == 0)
