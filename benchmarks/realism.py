@@ -86,7 +86,7 @@ COLUMNS = {
     "chromosome_area": "median chromosome object area (1e-4 of picture)",
     "chromosome_length": "median chromosome object length (% of width)",
     "chromosome_bands": "darkness range along chromosome objects (p90 - p10 over p90)",
-    "edge_blur": "edge blur at the detector's scale (pixels, 7 a chromosome width)",
+    "edge_blur": "edge blur, a chromosome (plain width) 7 pixels wide (pixels)",
     "nuclei": "nuclei per picture",
     "nucleus_diameter": "median nucleus diameter (% of width)",
 }

@@ -134,7 +134,7 @@ class _Scene:
         # a quarter, p90 - p10 over p90: 0.24, synthetic 0.24 with these, 0.09 before)
         self.band_contrast = rng.uniform(*((0.6, 1.2) if dapi else (0.0, 0.12)))
         self.coarse_bands = dapi
-        if dapi:  # a fluorescence frame seldom resolves the chromatids: smooth rods (mfish-dev)
+        if dapi:  # a fluorescence frame seldom resolves the chromatids: rods (mfish-dev)
             self.sister_gap, self.splay = rng.uniform(0.0, 0.2), 0.0
         else:
             self.sister_gap = rng.uniform(0.1, 0.4) + self.condensed * rng.uniform(0.1, 0.7)
@@ -146,7 +146,7 @@ class _Scene:
         self.heterochromatin = dapi  # DAPI's bright blocks (1q12, 9q12, 16q11.2, Yq12)
         self.step = 8.0  # condensed chromosomes bend little: fewer segments, faster drawing
         self.planner = SpreadPlanner(rng, self.label, self.shape, self.chr1)
-        self.planner.spacing = (1.45, 2.45) if dapi else (1.1, 2.1)  # mfish-dev: 17% wide
+        self.planner.spacing = (1.45, 2.45) if dapi else (1.1, 2.1)  # objects as real (realism.py)
         if self.cfg.randomise:  # spreads from tight to loose (giemsa-dev: 43 objects of 46)
             self.planner.spacing = (self.planner.spacing[0], self.planner.spacing[1] + 0.9)
         self.planner.min_gap = 0.33 if dapi else 0.4
@@ -369,7 +369,8 @@ class _Scene:
 
     def _nucleus_radius(self) -> float:
         """Measured on the real sets: ~1.5 x chromosome 1 in Giemsa frames, ~0.9 x in the
-        higher-magnification DAPI frames."""
+        higher-magnification DAPI frames (dca DAPI: 0.8-1.5 x its longer chromosome 1, a
+        nucleus 13% of the frame's width as in mfish-dev)."""
         low, high = (0.7, 1.2) if self.cfg.stain == "dapi" else (1.1, 1.9)
         if self.cfg.style == "dca":  # issue 20: 11.5% of the width in real DCA Giemsa frames
             low, high = (0.8, 1.5) if self.cfg.stain == "dapi" else (0.9, 1.6)
