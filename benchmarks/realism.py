@@ -160,7 +160,7 @@ def measure_picture(path):
 
 def _edge_blur(image, polarity):
     """How soft chromosome edges are where the detector looks (the picture resized so a
-    chromosome is 7 pixels wide): the Gaussian sigma of a step with the picture's contrast
+    chromosome, at its plain width, is 7 pixels wide): the Gaussian sigma of a step with the picture's contrast
     (background to its darkest 2%) and the 90th percentile of the gradient on mid-grey edge
     pixels, in the detector's pixels."""
     width, _ = chromosome_width(image, "plain", polarity=polarity)

@@ -130,8 +130,9 @@ class _Scene:
         self.od_peak = rng.uniform(0.6, 1.0) if dapi else rng.uniform(1.1, 2.0)
         if self.cfg.randomise and not dapi:  # paler stains (giemsa-dev: 0.25 contrast)
             self.od_peak *= rng.uniform(0.45, 1.0)
-        # mfish-dev's DAPI bands: coarse and strong (along a chromosome its brightness varies by
-        # a quarter, p90 - p10 over p90: 0.24, synthetic 0.24 with these, 0.09 before)
+        # mfish-dev's DAPI bands: coarse and strong (along a chromosome object its darkness varies
+        # by p90 - p10 over p90 0.22 at its size; synthetic 0.09 before these, 0.31 with them and
+        # the grain: realism.py)
         self.band_contrast = rng.uniform(*((0.6, 1.2) if dapi else (0.0, 0.12)))
         self.coarse_bands = dapi
         if dapi:  # a fluorescence frame seldom resolves the chromatids: rods (mfish-dev)
