@@ -44,7 +44,8 @@ def main() -> None:
         counts = []
         for f in factors:
             probs = detector.probabilities(resized(image, scale * f))
-            counts.append(len(decode(probs, detector.decode_config).centres))
+            decoded = decode(probs, detector.decode_config, width=detector.target_width)
+            counts.append(len(decoded.centres))
             errors[f].append(abs(counts[-1] - target.count))
         if args.per_picture:
             print(r["image"], "truth", target.count, "scale", round(scale, 3), "counts", counts)

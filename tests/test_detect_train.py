@@ -251,6 +251,48 @@ def test_fine_tuning_starts_from_a_detector(tiny_detector, tmp_path):
     assert torch.allclose(before[name].float(), after[name].float(), atol=1e-4)
 
 
+def test_a_detector_sees_chromosomes_at_the_width_it_was_trained_at(tiny_detector, tmp_path):
+    """--target-width: the pictures are prepared, cropped and their centre peaks drawn at that
+    width, the folder records it, and the detector scales, decodes and reports by it."""
+    from metasift.detect import Detector, chromosome_width
+    from metasift.io import read_image
+    from metasift.models import read_config
+    from metasift.train.detector import DetectTrainConfig, prepare_all, train_detector
+
+    train_folder = tiny_detector.parent / "train"
+    config = DetectTrainConfig(epochs=1, steps=1, batch_size=2, crop=64, target_width=4.5,
+                               pretrained="none", init=str(tiny_detector), workers=1)  # fmt: skip
+    train_detector([train_folder], tmp_path / "narrow", config, log=lambda *_: None)
+    assert read_config(tmp_path / "narrow", task="detect")["target_width"] == 4.5
+    image, info = read_image(next(train_folder.glob("*/*.png")))
+    width = chromosome_width(image, polarity=info.polarity)[0]
+    narrow, wide = Detector(tmp_path / "narrow"), Detector(tiny_detector)
+    assert narrow.scale(image, polarity=info.polarity) == pytest.approx(4.5 / width)
+    assert wide.scale(image, polarity=info.polarity) == pytest.approx(7.0 / width)
+    assert narrow.detect(image).findings.chromosome_width == pytest.approx(width, abs=0.01)
+    # the prepared picture is 4.5 / 7 as large, its centre peaks as narrow
+    items = [(train_folder, 0, False)]
+    small, big = (prepare_all(items, jitter=0.0, seed=0, workers=1, target_width=w)[0]
+                  for w in (4.5, 7.0))  # fmt: skip
+    assert small["image"].shape[1] == pytest.approx(big["image"].shape[1] * 4.5 / 7, abs=1)
+    assert small["targets"][0].sum() / big["targets"][0].sum() == pytest.approx(
+        (4.5 / 7) ** 2, rel=0.15
+    )  # the Gaussians' volume goes with sigma squared
+    with pytest.raises(ValueError, match="target_width"):
+        DetectTrainConfig(target_width=1.0)
+
+
+def test_decoding_counts_areas_in_the_model_s_chromosome_widths():
+    """The orphan rule's area is in squared chromosome widths: 2 x 49 pixels at width 7, 2 x
+    16 at width 4, so a 60-pixel piece no centre reached is a chromosome only at width 4."""
+    from metasift.detect import decode
+
+    probs = np.zeros((6, 40, 40), np.float32)
+    probs[1, 10:16, 10:20] = 0.9  # 60 foreground pixels, no centre
+    assert decode(probs).instances.max() == 0
+    assert decode(probs, width=4.0).instances.max() == 1
+
+
 def test_fine_tuning_needs_a_detector_folder(tiny_detector, tmp_path):
     from metasift.models import ModelFolderError
     from metasift.train.detector import _init_weights

@@ -82,14 +82,17 @@ def local_peaks(heat: np.ndarray, low: float, size: int = 3) -> np.ndarray:
     return np.column_stack([at, heat[at[:, 0], at[:, 1]]])
 
 
-def decode(probs: np.ndarray, config: DecodeConfig | None = None) -> Decoded:
-    """Instances from the outputs' probabilities (``OUTPUTS`` x rows x columns)."""
+def decode(
+    probs: np.ndarray, config: DecodeConfig | None = None, *, width: float = TARGET_WIDTH
+) -> Decoded:
+    """Instances from the outputs' probabilities (``OUTPUTS`` x rows x columns) of a network
+    that sees chromosomes ``width`` pixels wide (its config's ``target_width``)."""
     from skimage.segmentation import watershed
 
     cfg = config or DecodeConfig()
     if probs.ndim != 3 or probs.shape[0] != len(OUTPUTS):
         raise ValueError(f"outputs must be {len(OUTPUTS)} x rows x columns, not {probs.shape}")
-    unit = TARGET_WIDTH**2
+    unit = width**2
     heat = probs[CENTRE]
     fg = probs[FOREGROUND] > cfg.foreground
     inner = fg & (probs[BOUNDARY] < cfg.boundary)
@@ -172,13 +175,17 @@ def _centromeres(heat: np.ndarray, instances: np.ndarray) -> list:
     ]
 
 
-def findings(decoded: Decoded, scale: float, *, min_chromosomes: int = MIN_CHROMOSOMES) -> Findings:
+def findings(
+    decoded: Decoded,
+    scale: float,
+    *,
+    min_chromosomes: int = MIN_CHROMOSOMES,
+    width: float = TARGET_WIDTH,
+) -> Findings:
     """The picture's `Findings` (full-picture coordinates) and the verdicts, by the rules of
-    ``metasift.criteria`` as the counter applies them."""
+    ``metasift.criteria`` as the counter applies them; ``width``: as for `decode`."""
     inv = 1.0 / scale
-    result = Findings(
-        min_chromosomes=min_chromosomes, chromosome_width=round(TARGET_WIDTH * inv, 2)
-    )
+    result = Findings(min_chromosomes=min_chromosomes, chromosome_width=round(width * inv, 2))
     inst = decoded.instances
     for k, sl in enumerate(ndi.find_objects(inst), 1):
         if sl is None:
@@ -220,7 +227,7 @@ def findings(decoded: Decoded, scale: float, *, min_chromosomes: int = MIN_CHROM
         seen = f", {result.nuclei_count} nuclei" if result.nuclei else ""
         result.reason = f"no chromosomes found{seen} (0 < {min_chromosomes})"
         return result
-    groups = spreads(decoded.centres, TARGET_WIDTH / 2)
+    groups = spreads(decoded.centres, width / 2)
     main = [len(g) for g in groups]
     result.spreads = [Spread(len(g), _centre_box(decoded.centres[g], inv)) for g in groups]
     result.verdicts = verdicts(main, len(over), min_chromosomes=min_chromosomes)

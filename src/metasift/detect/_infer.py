@@ -12,7 +12,7 @@ from ..criteria import MIN_CHROMOSOMES
 from ..objects import Findings
 from ._decode import DecodeConfig, Decoded, decode, findings
 from ._net import MULTIPLE, OUTPUTS
-from ._targets import chromosome_width, resized, scale_for
+from ._targets import TARGET_WIDTH, TARGET_WIDTHS, chromosome_width, resized, scale_for
 
 
 def default_detector_dir() -> Path:
@@ -60,6 +60,13 @@ class Detector:
         self.apart_scale = float(self.config.get("apart_scale", 1.0))
         if not 0 < self.apart_scale <= 2:
             raise ValueError(f"{self.folder}: apart_scale {self.apart_scale} is not in (0, 2]")
+        # the chromosome width, in pixels, at which the network was trained to see them
+        self.target_width = float(self.config.get("target_width", TARGET_WIDTH))
+        low, high = TARGET_WIDTHS
+        if not low <= self.target_width <= high:
+            raise ValueError(
+                f"{self.folder}: target_width {self.target_width} is not in [{low}, {high}]"
+            )
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(
@@ -78,7 +85,9 @@ class Detector:
         measured as the model was trained (config ``width``), times ``apart_scale`` where
         sister chromatids lie apart."""
         width, apart = chromosome_width(image, self.config.get("width", "plain"), polarity=polarity)
-        return scale_for(image.shape, width) * (self.apart_scale if apart else 1.0)
+        return scale_for(image.shape, width, self.target_width) * (
+            self.apart_scale if apart else 1.0
+        )
 
     def detect(
         self, image: np.ndarray, *, polarity: str = "dark", min_chromosomes: int = MIN_CHROMOSOMES
@@ -88,8 +97,9 @@ class Detector:
         if image.ndim != 2:
             raise ValueError(f"a canonical picture is 2-D (grey), not of shape {image.shape}")
         scale = self.scale(image, polarity=polarity)
-        decoded = decode(self.probabilities(resized(image, scale)), self.decode_config)
-        found = findings(decoded, scale, min_chromosomes=min_chromosomes)
+        probs = self.probabilities(resized(image, scale))
+        decoded = decode(probs, self.decode_config, width=self.target_width)
+        found = findings(decoded, scale, min_chromosomes=min_chromosomes, width=self.target_width)
         return Detection(found, decoded, scale, decoded.count_sd)
 
 

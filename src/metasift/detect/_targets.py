@@ -14,7 +14,9 @@ from scipy import ndimage as ndi
 from ..annotations import CENTROMERE, CHROMOSOME, DEBRIS, NUCLEUS, UNKNOWN
 
 TARGET_WIDTH = 7.0  # pixels a chromosome is wide at the network's input: a few, for a CPU
-FALLBACK_SIDE = 640  # a picture with nothing measurable: its long side at the input
+# (a model folder's config "target_width"; this is the default and that of folders without it)
+TARGET_WIDTHS = (3.0, 14.0)  # the target widths a detector may be trained at
+FALLBACK_SIDE = 640  # a picture with nothing measurable: its long side at the input (at 7)
 SIGMA = TARGET_WIDTH / 4  # the centre heat map's Gaussian, in input pixels (CenterNet-style)
 # target channels: the six outputs, then where the chromosome outputs (centre, foreground,
 # boundary) are known, where the centromere output is, where the nucleus and debris outputs are
@@ -64,11 +66,12 @@ def chromosome_width(
     return 2.0 * half, False
 
 
-def scale_for(shape: tuple[int, int], width: float | None) -> float:
-    """How much to resize a picture of ``shape`` whose chromosomes are ``width`` wide."""
+def scale_for(shape: tuple[int, int], width: float | None, target: float = TARGET_WIDTH) -> float:
+    """How much to resize a picture of ``shape`` whose chromosomes are ``width`` wide, so that
+    they become ``target`` wide."""
     if not width:
-        return FALLBACK_SIDE / max(shape)
-    return TARGET_WIDTH / width
+        return FALLBACK_SIDE * target / TARGET_WIDTH / max(shape)
+    return target / width
 
 
 def resized(image: np.ndarray, scale: float) -> np.ndarray:
@@ -107,19 +110,21 @@ def encode(
     *,
     full: bool,
     clean: bool = False,
+    width: float = TARGET_WIDTH,
 ) -> np.ndarray:
     """Targets (``TARGETS``, float16) at the input's ``shape`` for a picture's instance mask and
     class map; ``full``: the class map also marks centromeres, nuclei and debris (synthetic
     pictures; the real sets mark only chromosomes); ``clean``: a real picture whose chromosome
     pixels are known to be neither nucleus nor debris (a karyotyped spread: its piles of
-    overlapping chromosomes are chromosomes)."""
+    overlapping chromosomes are chromosomes); ``width``: the chromosome width at the input (the
+    centre peaks' Gaussian is a quarter of it)."""
     h, w = shape
     rows = np.minimum(((np.arange(h) + 0.5) / scale).astype(int), instances.shape[0] - 1)
     cols = np.minimum(((np.arange(w) + 0.5) / scale).astype(int), instances.shape[1] - 1)
     inst = instances[np.ix_(rows, cols)].astype(np.int32)
     cls = classes[np.ix_(rows, cols)]
     out = np.zeros((len(TARGETS), h, w), np.float32)
-    out[0] = heat_map(centres_of(instances) * scale, shape)
+    out[0] = heat_map(centres_of(instances) * scale, shape, width / 4)
     out[1] = (inst > 0) | (cls == CHROMOSOME) | (cls == CENTROMERE)
     highest = ndi.maximum_filter(inst, 3)
     lowest = ndi.minimum_filter(np.where(inst > 0, inst, np.iinfo(np.int32).max), 3)

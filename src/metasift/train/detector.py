@@ -2,7 +2,7 @@
 
 Pictures come from any folder ``metasift.annotations.read_targets`` reads: synthetic sets
 written with masks, and real sets (karyotype masks, chromosome boxes). Each picture is
-resized once so a chromosome is ``TARGET_WIDTH`` pixels wide (its width measured on the
+resized once so a chromosome is ``target_width`` pixels wide (7 by default) (its width measured on the
 picture, as at inference), then training draws random crops around its chromosomes, real
 pictures a fixed share of them. One epoch is a fixed number of batches; after each, the
 network runs on the validation pictures whole, the epoch of the lowest validation loss is the
@@ -52,6 +52,8 @@ class DetectTrainConfig:
     pretrained: str = "imagenet"  # the encoder starts from ImageNet (imagenet) or not (none)
     init: str = ""  # a detector model folder (or "default") to start from, instead of pretrained
     width: str = "plain"  # how the chromosome width is measured (detect.WIDTHS; config "width")
+    target_width: float = 7.0  # pixels a chromosome is wide at the network's input (config
+    # "target_width"; fewer: a faster network that sees less of a chromosome's inner detail)
     val_slides: str = ""  # comma-separated slides of a real set to validate on, not train on
     test_slides: str = ""  # comma-separated slides of a real set never read (held out)
     max_val: int = 24  # validation pictures counted after each epoch, at most (its time)
@@ -87,10 +89,15 @@ class DetectTrainConfig:
             raise ValueError(f"debris_weight must be 1 or more, not {self.debris_weight}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must be 0 (off) or a decay below 1, not {self.ema}")
-        from ..detect._targets import WIDTHS
+        from ..detect._targets import TARGET_WIDTHS, WIDTHS
 
         if self.width not in WIDTHS:
             raise ValueError(f"width must be one of {WIDTHS}, not {self.width!r}")
+        low, high = TARGET_WIDTHS
+        if not low <= self.target_width <= high:
+            raise ValueError(
+                f"target_width must be within {low} and {high}, not {self.target_width}"
+            )
 
     @classmethod
     def resolve(cls, file: str | os.PathLike | None = None, **overrides):
@@ -170,14 +177,15 @@ def _prepare(job) -> dict:
     from ..detect._targets import encode, measure_width, resized, scale_for
     from ..io import read_image
 
-    folder, index, real, jitter, width, clean = job
+    folder, index, real, jitter, width, clean, wide = job
     target = target_of(folder, index)
     image, info = read_image(target.image)
-    scale = scale_for(image.shape, measure_width(image, width, polarity=info.polarity)) * jitter
+    measured = measure_width(image, width, polarity=info.polarity)
+    scale = scale_for(image.shape, measured, wide) * jitter
     small = resized(image, scale)
     clean = clean and target.source == "karyotype mask"
     targets = encode(target.instances, target.classes, scale, small.shape, full=not real,
-                     clean=clean)  # fmt: skip
+                     clean=clean, width=wide)  # fmt: skip
     centres = np.argwhere(targets[0] >= 0.999)
     return dict(
         path=str(target.image), image=small.astype(np.float16), targets=targets,
@@ -186,10 +194,20 @@ def _prepare(job) -> dict:
 
 
 def prepare_all(
-    items, *, jitter: float, seed: int, workers: int, width: str = "plain", clean: bool = False
+    items,
+    *,
+    jitter: float,
+    seed: int,
+    workers: int,
+    width: str = "plain",
+    clean: bool = False,
+    target_width: float = 7.0,
 ) -> list[dict]:
     rng = np.random.default_rng(seed)
-    jobs = [(f, i, real, 1 + rng.uniform(-jitter, jitter), width, clean) for f, i, real in items]
+    jobs = [
+        (f, i, real, 1 + rng.uniform(-jitter, jitter), width, clean, target_width)
+        for f, i, real in items
+    ]
     if workers <= 1 or len(jobs) < 4:
         return [_prepare(j) for j in jobs]
     with ProcessPoolExecutor(workers) as pool:
@@ -218,7 +236,8 @@ class CropSampler:
                 pool = self.real[rng.integers(len(self.real))]
             else:
                 pool = self.synthetic
-            x, y = crop(pool[rng.integers(len(pool))], cfg.crop, rng, zoom=cfg.zoom)
+            x, y = crop(pool[rng.integers(len(pool))], cfg.crop, rng, zoom=cfg.zoom,
+                        sigma=cfg.target_width / 4)  # fmt: skip
             xs.append(x)
             ys.append(y)
         return np.stack(xs)[:, None], np.stack(ys)
@@ -265,11 +284,13 @@ def _crop_pool(sampler: CropSampler, workers: int):
         _SAMPLER = None
 
 
-def crop(picture: dict, side: int, rng: np.random.Generator, *, zoom: float = 0.0):
+def crop(
+    picture: dict, side: int, rng: np.random.Generator, *, zoom: float = 0.0, sigma: float = 1.75
+):
     """A ``side`` x ``side`` crop around a random chromosome (or anywhere, one time in five),
     zoomed (``zoom`` > 0: by a factor within 1 / (1 + zoom) .. 1 + zoom, the centre heat map
-    drawn again at the new scale), turned, flipped, and with its contrast, light, noise and
-    sharpness changed."""
+    drawn again at the new scale, its peaks ``sigma`` wide), turned, flipped, and with its
+    contrast, light, noise and sharpness changed."""
     from ..detect._targets import heat_map
 
     image, targets = picture["image"], picture["targets"]
@@ -299,7 +320,7 @@ def crop(picture: dict, side: int, rng: np.random.Generator, *, zoom: float = 0.
         at = np.minimum(((np.arange(side) + 0.5) * big / side).astype(int), big - 1)
         y = y[:, at][:, :, at]  # masks: nearest
         centres = (picture["centres"] - (top, left)) * (side / big)
-        y[0] = heat_map(centres, (side, side))  # peaks of height exactly 1 again
+        y[0] = heat_map(centres, (side, side), sigma)  # peaks of height exactly 1 again
     k = int(rng.integers(4))
     x, y = np.rot90(x, k), np.rot90(y, k, axes=(1, 2))
     if rng.random() < 0.5:
@@ -365,7 +386,9 @@ def predict(net, image: np.ndarray, device) -> np.ndarray:
     return torch.sigmoid(out[0, :, :h, :w]).float().cpu().numpy()
 
 
-def validate(net, pictures: list[dict], device, debris_weight: float = 1.0) -> dict:
+def validate(
+    net, pictures: list[dict], device, debris_weight: float = 1.0, width: float = 7.0
+) -> dict:
     """Loss and count error of the network on whole validation pictures."""
     import torch
 
@@ -383,7 +406,7 @@ def validate(net, pictures: list[dict], device, debris_weight: float = 1.0) -> d
                 )[0]
             )
         )
-        found = int(decode(probs).instances.max())
+        found = int(decode(probs, width=width).instances.max())
         errors.append(found - p["count"])
     errors = np.array(errors, float)
     return dict(
@@ -399,7 +422,6 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
     import torch
 
     from ..detect._net import ARCH, OUTPUTS, build_net, export_onnx
-    from ..detect._targets import TARGET_WIDTH
 
     out, checkpoint = Path(out), model_folder(out, resume)
     device = torch.device(
@@ -414,11 +436,11 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
     log(f"preparing {len(split['train'])} training and {len(split['val'])} validation pictures")
     pictures = prepare_all(
         split["train"], jitter=config.scale_jitter, seed=config.seed, workers=workers,
-        width=config.width, clean=config.clean_karyotypes,
+        width=config.width, clean=config.clean_karyotypes, target_width=config.target_width,
     )  # fmt: skip
     val = prepare_all(
         validation_items(split, config), jitter=0.0, seed=config.seed, workers=workers,
-        width=config.width, clean=config.clean_karyotypes,
+        width=config.width, clean=config.clean_karyotypes, target_width=config.target_width,
     )  # fmt: skip
     sampler = CropSampler(pictures, config)
     torch.manual_seed(config.seed)
@@ -467,7 +489,7 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
                 show(step, steps, loss_sum / step, acc_sum / step, step * config.batch_size)
             judged = averaged if averaged is not None else net
             figures = (
-                validate(judged, val, device, config.debris_weight)
+                validate(judged, val, device, config.debris_weight, config.target_width)
                 if val
                 else dict(loss=float("nan"), mae=float("nan"), within2=float("nan"))
             )
@@ -510,7 +532,7 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
         channels=1,
         mean=[0.0],
         std=[1.0],
-        target_width=TARGET_WIDTH,
+        target_width=config.target_width,
         width=config.width,
         preprocessing="metasift.io.read_image (grey, dark on light, [0, 1]); resized so a "
         "chromosome (width measured as metasift count does) is target_width pixels wide; "
@@ -620,7 +642,9 @@ def tune_decoding(folder: str | os.PathLike, pictures: list[dict], *, log=print)
     judged = real if real.any() else ~real
     best, best_mae = base, float("inf")
     for config in decodings(base):
-        found = np.array([int(decode(p, config).instances.max()) for p in probs])
+        found = np.array(
+            [int(decode(p, config, width=model.target_width).instances.max()) for p in probs]
+        )
         mae = float(np.abs(found - truth)[judged].mean())
         if mae < best_mae - 1e-9:
             best, best_mae = config, mae
@@ -669,8 +693,11 @@ def tune_apart_scale(folder: str | os.PathLike, items, width: str, *, log=print)
         if not apart:
             continue
         for k in APART_SCALES:
-            probs = model.probabilities(resized(image, scale_for(image.shape, measured) * k))
-            found = int(decode(probs, model.decode_config).instances.max())
+            scale = scale_for(image.shape, measured, model.target_width) * k
+            probs = model.probabilities(resized(image, scale))
+            found = int(
+                decode(probs, model.decode_config, width=model.target_width).instances.max()
+            )
             errors[k].append(abs(found - target.count))
     seen = len(errors[1.0])
     best = min(APART_SCALES, key=lambda k: (np.mean(errors[k]) if seen else 0, abs(1 - k)))
@@ -701,7 +728,7 @@ def retune_decoding(folder: str | os.PathLike, folders, *, log=print) -> dict:
     if not items:
         raise ValueError(f"{', '.join(map(str, folders))}: no validation pictures")
     val = prepare_all(items, jitter=0.0, seed=config.seed, workers=1, width=config.width,
-                      clean=config.clean_karyotypes)  # fmt: skip
+                      clean=config.clean_karyotypes, target_width=config.target_width)  # fmt: skip
     decoding = tune_decoding(folder, val, log=log)
     tune_apart_scale(folder, split["train"], config.width, log=log)
     return decoding
