@@ -137,6 +137,13 @@ def main() -> None:
         "(BUILD/detector_zoom, or _A/_B with --fold), as its training now does at its end; then "
         "package it (no --fold)",
     )
+    p.add_argument(
+        "--target-width",
+        type=float,
+        default=7.0,
+        help="chromosome width at the network's input in every stage (the crops keep their "
+        "side in chromosome widths: 192 pixels at 7, rounded to a multiple of 32)",
+    )
     args = p.parse_args()
     if args.skip_training and args.retune:
         p.error("--retune searches and packages; --skip-training only packages: one of them")
@@ -146,11 +153,16 @@ def main() -> None:
     folders = [str(args.build / name) for name, *_ in SYNTH]
     real = [str(args.shared / "mfish-dev"), str(args.shared / "giemsa-dev")]
 
+    width = []
+    if args.target_width != 7.0:
+        side = max(64, 32 * round(192 * args.target_width / 7.0 / 32))
+        width = ["--target-width", str(args.target_width), "--crop", str(side)]
+
     def train(out: Path, *flags: str) -> None:
         if not (out / "model.onnx").exists():
             resume = ["--resume"] if (out / "checkpoint.pt").exists() else []
-            run(*metasift, "train-detector", *folders, *flags, "--val-slides", VAL_SLIDES,
-                "--workers", "1", "--out", str(out), *resume)  # fmt: skip
+            run(*metasift, "train-detector", *folders, *flags, *width, "--val-slides",
+                VAL_SLIDES, "--workers", "1", "--out", str(out), *resume)  # fmt: skip
 
     all_out = args.build / "detector_zoom"
     if args.retune:  # a folder trained before the own threshold and apart_scale were searched
