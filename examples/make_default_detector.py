@@ -142,7 +142,9 @@ def main() -> None:
         type=float,
         default=7.0,
         help="chromosome width at the network's input in every stage (the crops keep their "
-        "side in chromosome widths: 192 pixels at 7, rounded to a multiple of 32)",
+        "side in chromosome widths: 192 pixels at 7, rounded to a multiple of 32); another "
+        "width than 7 trains in BUILD/width_W (the synthetic pictures stay in BUILD) and is "
+        "not packaged",
     )
     args = p.parse_args()
     if args.skip_training and args.retune:
@@ -151,12 +153,16 @@ def main() -> None:
         p.error("--fold trains the held-out models; only the bundled one (no --fold) is packaged")
     metasift = [sys.executable, "-m", "metasift"]
     folders = [str(args.build / name) for name, *_ in SYNTH]
+    models = args.build  # where the stages' model folders go
     real = [str(args.shared / "mfish-dev"), str(args.shared / "giemsa-dev")]
 
     width = []
-    if args.target_width != 7.0:
+    if args.target_width != 7.0:  # its own folders: a stage done at 7 is not one done at W
         side = max(64, 32 * round(192 * args.target_width / 7.0 / 32))
         width = ["--target-width", str(args.target_width), "--crop", str(side)]
+        models = args.build / f"width_{args.target_width:g}"
+        if args.skip_training:
+            p.error("only the bundled width, 7, is packaged")
 
     def train(out: Path, *flags: str) -> None:
         if not (out / "model.onnx").exists():
@@ -164,11 +170,11 @@ def main() -> None:
             run(*metasift, "train-detector", *folders, *flags, *width, "--val-slides",
                 VAL_SLIDES, "--workers", "1", "--out", str(out), *resume)  # fmt: skip
 
-    all_out = args.build / "detector_zoom"
+    all_out = models / "detector_zoom"
     if args.retune:  # a folder trained before the own threshold and apart_scale were searched
         from metasift.train.detector import retune_decoding
 
-        retune_decoding(args.build / f"detector_zoom{'_' + args.fold if args.fold else ''}",
+        retune_decoding(models / f"detector_zoom{'_' + args.fold if args.fold else ''}",
                         [*folders, *real])  # fmt: skip
         if args.fold:
             return
@@ -177,27 +183,31 @@ def main() -> None:
             if not (args.build / name / "synth.json").exists():
                 run(*metasift, "synth", str(args.build / name), "--n", str(n), "--seed",
                     str(seed), "--style", "dca", "--randomise", "--masks", "--stain", stain)  # fmt: skip
-        first = args.build / "detector"
+        first = models / "detector"
         train(first, real[0], "--test-slides", TEST_SLIDES)  # stage 1
         held = GIEMSA_HELD_OUT[args.fold or "A"]
-        second = args.build / ("detector_giemsa" if args.fold in (None, "A") else "stage2_B")
+        second = models / ("detector_giemsa" if args.fold in (None, "A") else "stage2_B")
         train(second, *real, "--test-slides", f"{TEST_SLIDES},{held}", "--init", str(first),
               *STAGE2)  # fmt: skip
         # stages 3 and 4 on every real picture, or with the same ones held out (--fold)
         tag, test = (
             (f"_{args.fold}", ["--test-slides", f"{TEST_SLIDES},{held}"]) if args.fold else ("", [])
         )
-        third, debris = args.build / f"detector_all{tag}", args.build / f"detector_debris5{tag}"
+        third, debris = models / f"detector_all{tag}", models / f"detector_debris5{tag}"
         train(third, *real, *test, "--init", str(second), *STAGE3)
         train(debris, *real, *test, "--init", str(third), *STAGE3[:4], *STAGE4A)
-        fourth = args.build / f"detector_debris{tag}"
+        fourth = models / f"detector_debris{tag}"
         train(fourth, *real, *test, "--init", str(debris), *STAGE3[:4], *STAGE4B)
         set_debris_level(fourth)  # stage 5 decodes as its init does
-        last = args.build / f"detector_zoom{tag}"
+        last = models / f"detector_zoom{tag}"
         train(last, *real, *test, "--init", str(fourth), *STAGE3[:4], *STAGE5)
-        if args.fold:
+        if args.fold or width:
             set_debris_level(last, DEBRIS_LEVEL_5)
+            if width:
+                print(f"not packaged (the bundled width is 7): {last}")
             return
+    if width:  # --retune at another width: the folder stays where it is
+        return
     package(all_out)
 
 

@@ -255,9 +255,10 @@ def test_a_detector_sees_chromosomes_at_the_width_it_was_trained_at(tiny_detecto
     """--target-width: the pictures are prepared, cropped and their centre peaks drawn at that
     width, the folder records it, and the detector scales, decodes and reports by it."""
     from metasift.detect import Detector, chromosome_width
+    from metasift.detect._targets import heat_map
     from metasift.io import read_image
     from metasift.models import read_config
-    from metasift.train.detector import DetectTrainConfig, prepare_all, train_detector
+    from metasift.train.detector import DetectTrainConfig, crop, prepare_all, train_detector
 
     train_folder = tiny_detector.parent / "train"
     config = DetectTrainConfig(epochs=1, steps=1, batch_size=2, crop=64, target_width=4.5,
@@ -269,7 +270,8 @@ def test_a_detector_sees_chromosomes_at_the_width_it_was_trained_at(tiny_detecto
     narrow, wide = Detector(tmp_path / "narrow"), Detector(tiny_detector)
     assert narrow.scale(image, polarity=info.polarity) == pytest.approx(4.5 / width)
     assert wide.scale(image, polarity=info.polarity) == pytest.approx(7.0 / width)
-    assert narrow.detect(image).findings.chromosome_width == pytest.approx(width, abs=0.01)
+    found = narrow.detect(image, polarity=info.polarity).findings
+    assert found.chromosome_width == pytest.approx(width, abs=0.01)
     # the prepared picture is 4.5 / 7 as large, its centre peaks as narrow
     items = [(train_folder, 0, False)]
     small, big = (prepare_all(items, jitter=0.0, seed=0, workers=1, target_width=w)[0]
@@ -278,8 +280,41 @@ def test_a_detector_sees_chromosomes_at_the_width_it_was_trained_at(tiny_detecto
     assert small["targets"][0].sum() / big["targets"][0].sum() == pytest.approx(
         (4.5 / 7) ** 2, rel=0.15
     )  # the Gaussians' volume goes with sigma squared
+    # zoomed crops draw their centre peaks again, as narrow
+    crops = (
+        crop(small, 64, np.random.default_rng(s), zoom=0.5, sigma=4.5 / 4)[1] for s in range(20)
+    )
+    y = next(y for y in crops if (y[0] >= 0.999).any())
+    peaks = np.argwhere(y[0] >= 0.999)
+    assert np.array_equal(y[0], heat_map(peaks, (64, 64), 4.5 / 4))
+    assert not np.array_equal(y[0], heat_map(peaks, (64, 64)))
     with pytest.raises(ValueError, match="target_width"):
         DetectTrainConfig(target_width=1.0)
+
+
+def test_the_detector_decodes_at_its_own_width(tiny_detector, tmp_path, monkeypatch):
+    """A folder whose config says target_width 4.5 is decoded and reported at 4.5; a width
+    that is no number in range is refused, naming the folder."""
+    import shutil
+
+    from metasift.detect import Detector, _infer
+    from metasift.models import write_json
+
+    folder = tmp_path / "narrow"
+    shutil.copytree(tiny_detector, folder)
+    meta = json.loads((folder / "config.json").read_text())
+    write_json(folder / "config.json", {**meta, "target_width": 4.5})
+    seen = []
+    real = _infer.decode
+    monkeypatch.setattr(
+        _infer, "decode", lambda *a, **kw: seen.append(kw["width"]) or real(*a, **kw)
+    )
+    Detector(folder).detect(np.ones((120, 160), np.float32))
+    assert seen == [4.5]
+    for bad in ("wide", 20):
+        write_json(folder / "config.json", {**meta, "target_width": bad})
+        with pytest.raises(ValueError, match=f"{folder.name}: target_width"):
+            Detector(folder)
 
 
 def test_decoding_counts_areas_in_the_model_s_chromosome_widths():

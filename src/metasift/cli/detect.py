@@ -40,7 +40,6 @@ def add_parsers(sub) -> None:
         ("--real-share", float),
         ("--scale-jitter", float),
         ("--zoom", float),
-        ("--target-width", float),
         ("--ema", float),
         ("--debris-weight", float),
         ("--max-val", int),
@@ -64,6 +63,13 @@ def add_parsers(sub) -> None:
         help="chromosome width: as the counter measures it, or whole bodies where sister "
         "chromatids lie apart in bright-field pictures (metasift.detect.chromosome_width; such "
         "pictures are then seen apart_scale times smaller, chosen at the end of training)",
+    )
+    opt.add_argument(
+        "--target-width",
+        type=float,
+        metavar="PIXELS",
+        help="chromosome width at the network's input (3-14; default 7): fewer pixels, a "
+        "faster network (config target_width)",
     )
     opt.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.set_defaults(handler=_train_detector)

@@ -45,8 +45,9 @@ class DetectorSettings:
         if digest is not None and config.is_file():
             meta = json.loads(config.read_text(encoding="utf-8"))
             how = {k: meta.get(k) for k in ("width", "apart_scale", "decode")}
-            if meta.get("target_width", 7.0) != 7.0:  # (7: rows made before it was a setting)
-                how["target_width"] = meta["target_width"]
+            wide = float(meta.get("target_width", 7.0))
+            if wide != 7.0:  # (7: rows made before it was a setting keep their identity)
+                how["target_width"] = wide
             # and the measuring rule's revision (2: a fluorescent picture keeps its plain width)
             digest.update(json.dumps({**how, "rules": 2}, sort_keys=True).encode())
         digest = digest.hexdigest()[:8] if digest is not None else "none"

@@ -61,11 +61,15 @@ class Detector:
         if not 0 < self.apart_scale <= 2:
             raise ValueError(f"{self.folder}: apart_scale {self.apart_scale} is not in (0, 2]")
         # the chromosome width, in pixels, at which the network was trained to see them
-        self.target_width = float(self.config.get("target_width", TARGET_WIDTH))
         low, high = TARGET_WIDTHS
+        try:
+            self.target_width = float(self.config.get("target_width", TARGET_WIDTH))
+        except (TypeError, ValueError):
+            self.target_width = float("nan")
         if not low <= self.target_width <= high:
             raise ValueError(
-                f"{self.folder}: target_width {self.target_width} is not in [{low}, {high}]"
+                f"{self.folder}: target_width {self.config.get('target_width')!r} is not a "
+                f"number in [{low}, {high}]"
             )
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads

@@ -1,6 +1,7 @@
 """The detector's view of a picture and what it learns to output.
 
-Every picture is resized so that a chromosome is ``TARGET_WIDTH`` pixels wide, its width
+Every picture is resized so that a chromosome is the model's ``target_width`` pixels wide
+(``TARGET_WIDTH`` unless its config.json says otherwise), its width
 measured on the picture itself as the training-free counter measures it (so a 645 x 517 DAPI
 picture and a 1440 x 1024 Giemsa picture look alike to the network, and training and
 inference measure the same way). Targets come from instance masks (``metasift.annotations``).
@@ -126,6 +127,7 @@ def encode(
     out = np.zeros((len(TARGETS), h, w), np.float32)
     out[0] = heat_map(centres_of(instances) * scale, shape, width / 4)
     out[1] = (inst > 0) | (cls == CHROMOSOME) | (cls == CENTROMERE)
+    # (the boundary band is 3 pixels wide whatever the width: tuned at 7, wide at 4)
     highest = ndi.maximum_filter(inst, 3)
     lowest = ndi.minimum_filter(np.where(inst > 0, inst, np.iinfo(np.int32).max), 3)
     out[2] = (inst > 0) & ((highest != inst) | (lowest != inst))  # touches another chromosome

@@ -2,8 +2,8 @@
 
 Pictures come from any folder ``metasift.annotations.read_targets`` reads: synthetic sets
 written with masks, and real sets (karyotype masks, chromosome boxes). Each picture is
-resized once so a chromosome is ``target_width`` pixels wide (7 by default) (its width measured on the
-picture, as at inference), then training draws random crops around its chromosomes, real
+resized once so a chromosome is ``target_width`` pixels wide (7 by default; its width measured
+on the picture, as at inference), then training draws random crops around its chromosomes, real
 pictures a fixed share of them. One epoch is a fixed number of batches; after each, the
 network runs on the validation pictures whole, the epoch of the lowest validation loss is the
 model, and the decoding settings that count the validation pictures best go with it
@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from ..detect._targets import SIGMA, TARGET_WIDTH
 from ..models import make_config, write_json
 from ._engine import end_epoch, model_folder, progress_line, restore
 from ._outputs import write_yaml
@@ -52,7 +53,7 @@ class DetectTrainConfig:
     pretrained: str = "imagenet"  # the encoder starts from ImageNet (imagenet) or not (none)
     init: str = ""  # a detector model folder (or "default") to start from, instead of pretrained
     width: str = "plain"  # how the chromosome width is measured (detect.WIDTHS; config "width")
-    target_width: float = 7.0  # pixels a chromosome is wide at the network's input (config
+    target_width: float = TARGET_WIDTH  # pixels a chromosome is wide at the network's input (config
     # "target_width"; fewer: a faster network that sees less of a chromosome's inner detail)
     val_slides: str = ""  # comma-separated slides of a real set to validate on, not train on
     test_slides: str = ""  # comma-separated slides of a real set never read (held out)
@@ -201,7 +202,7 @@ def prepare_all(
     workers: int,
     width: str = "plain",
     clean: bool = False,
-    target_width: float = 7.0,
+    target_width: float = TARGET_WIDTH,
 ) -> list[dict]:
     rng = np.random.default_rng(seed)
     jobs = [
@@ -285,7 +286,7 @@ def _crop_pool(sampler: CropSampler, workers: int):
 
 
 def crop(
-    picture: dict, side: int, rng: np.random.Generator, *, zoom: float = 0.0, sigma: float = 1.75
+    picture: dict, side: int, rng: np.random.Generator, *, zoom: float = 0.0, sigma: float = SIGMA
 ):
     """A ``side`` x ``side`` crop around a random chromosome (or anywhere, one time in five),
     zoomed (``zoom`` > 0: by a factor within 1 / (1 + zoom) .. 1 + zoom, the centre heat map
@@ -387,9 +388,10 @@ def predict(net, image: np.ndarray, device) -> np.ndarray:
 
 
 def validate(
-    net, pictures: list[dict], device, debris_weight: float = 1.0, width: float = 7.0
+    net, pictures: list[dict], device, debris_weight: float = 1.0, width: float = TARGET_WIDTH
 ) -> dict:
-    """Loss and count error of the network on whole validation pictures."""
+    """Loss and count error of the network on whole validation pictures (prepared with
+    chromosomes ``width`` pixels wide)."""
     import torch
 
     from ..detect._decode import decode
@@ -448,6 +450,9 @@ def train_detector(folders, out, config: DetectTrainConfig, *, resume=False, log
     if config.init and not resume:
         net.load_state_dict(_init_weights(config.init))
         log(f"starting from the detector in {config.init}")
+        was = float(_init_config(config.init).get("target_width", TARGET_WIDTH))
+        if was != config.target_width:
+            log(f"it saw chromosomes {was:g} pixels wide; this training {config.target_width:g}")
     optimiser = torch.optim.Adam(net.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=config.lr_decay)
     averaged = copy.deepcopy(net).eval().requires_grad_(False) if config.ema else None
