@@ -123,7 +123,7 @@ class _Scene:
         # 1: colcemid-arrested; 0: prometaphase
         self.condensed = float(rng.beta(1.8 if dapi else 2.5, 1.2))
         self.chr1 = side * rng.uniform(*zoom) * scale * (1.15 - 0.25 * self.condensed)
-        thick = 0.26 if dapi else 0.2  # a fluorescent chromosome looks thicker than it is
+        thick = 0.26 if dapi else 0.17  # a fluorescent chromosome looks thicker than it is
         if self.cfg.randomise and not dapi:  # fixation and spreading: giemsa-dev's are wider
             thick *= rng.uniform(0.9, 1.35)
         self.width_px = max(3.0, self.chr1 * (thick + (0.077 if dapi else 0.13) * self.condensed))
