@@ -157,7 +157,7 @@ def summary(rows: list[dict], kind: str) -> dict:
     if kind == "synthetic":  # a synthetic count holds chromosomes no one could count: those
         # under an opaque particle (debris) and a second spread's (mixed); per class, then the
         # single spreads with every chromosome in sight (available, too_few)
-        labels = np.array([r["label"] for r in rows])
+        labels = np.array([str(r["label"]) for r in rows])
         out["count_mae_by_class"] = {
             str(k): round(float(np.abs(err[labels == k]).mean()), 2) for k in sorted(set(labels))
         }

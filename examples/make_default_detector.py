@@ -76,7 +76,7 @@ pictures; with ``--fold``, on BUILD/detector_zoom_A or _B, then no packaging); a
 training does them at its end.
 
     python examples/make_default_detector.py [--build build] [--shared ../shared/data] \
-        [--skip-training | --retune] [--fold A|B]
+        [--skip-training | --retune] [--fold A|B] [--target-width W]
 """
 
 import argparse
@@ -157,6 +157,8 @@ def main() -> None:
     real = [str(args.shared / "mfish-dev"), str(args.shared / "giemsa-dev")]
 
     width = []
+    if not 3 <= args.target_width <= 14:  # as train-detector takes it, before any picture
+        p.error(f"--target-width must be within 3 and 14, not {args.target_width}")
     if args.target_width != 7.0:  # its own folders: a stage done at 7 is not one done at W
         side = max(64, 32 * round(192 * args.target_width / 7.0 / 32))
         width = ["--target-width", str(args.target_width), "--crop", str(side)]
