@@ -156,9 +156,12 @@ def main() -> None:
     models = args.build  # where the stages' model folders go
     real = [str(args.shared / "mfish-dev"), str(args.shared / "giemsa-dev")]
 
+    from metasift.detect._targets import TARGET_WIDTHS
+
     width = []
-    if not 3 <= args.target_width <= 14:  # as train-detector takes it, before any picture
-        p.error(f"--target-width must be within 3 and 14, not {args.target_width}")
+    low, high = TARGET_WIDTHS  # as train-detector takes it, checked before any picture is drawn
+    if not low <= args.target_width <= high:
+        p.error(f"--target-width must be within {low:g} and {high:g}, not {args.target_width}")
     if args.target_width != 7.0:  # its own folders: a stage done at 7 is not one done at W
         side = max(64, 32 * round(192 * args.target_width / 7.0 / 32))
         width = ["--target-width", str(args.target_width), "--crop", str(side)]

@@ -40,13 +40,15 @@ class DetectorSettings:
         seeing and decoding a picture (width, apart_scale, decode), and any setting changed."""
         import json
 
+        from ._targets import TARGET_WIDTH
+
         onnx, config = self.folder / "model.onnx", self.folder / "config.json"
         digest = hashlib.sha256(onnx.read_bytes()) if onnx.is_file() else None
         if digest is not None and config.is_file():
             meta = json.loads(config.read_text(encoding="utf-8"))
             how = {k: meta.get(k) for k in ("width", "apart_scale", "decode")}
-            wide = float(meta.get("target_width", 7.0))
-            if wide != 7.0:  # (7: rows made before it was a setting keep their identity)
+            wide = float(meta.get("target_width", TARGET_WIDTH))
+            if wide != TARGET_WIDTH:  # (rows made before it was a setting keep their identity)
                 how["target_width"] = wide
             # and the measuring rule's revision (2: a fluorescent picture keeps its plain width)
             digest.update(json.dumps({**how, "rules": 2}, sort_keys=True).encode())
