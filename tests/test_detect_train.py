@@ -126,6 +126,35 @@ def test_zoomed_crops_keep_their_targets_consistent():
         DetectTrainConfig(clean_karyotypes="false")  # a quoted YAML value
 
 
+def test_textured_crops_change_chromosomes_not_background_or_targets():
+    """--detail: pale and dark patches inside the chromosomes (what a network trained on
+    synthetic pictures alone took for gaps between real ones); the background and the targets
+    stay as they were."""
+    from metasift.detect._targets import encode
+    from metasift.train.detector import DetectTrainConfig, _textured, crop
+
+    instances = np.zeros((200, 200), np.uint16)
+    instances[60:140, 96:104] = 1  # one long chromosome, 8 pixels wide
+    classes = (instances > 0).astype(np.uint8)
+    targets = encode(instances, classes, 1.0, (200, 200), full=True)
+    image = np.where(instances > 0, 0.2, 1.0).astype(np.float32)
+    on = instances > 0
+    for seed in range(5):
+        x = _textured(image, np.random.default_rng(seed), 8.0)
+        assert x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
+        assert np.array_equal(x[:40], image[:40])  # background far from it: untouched
+        along = x[60:140, 98:102].mean(1)  # the darkness along the chromosome varies now
+        assert along.max() - along.min() > 0.05
+        assert x[on].max() < 1.0  # and it is still there
+    picture = dict(image=image, targets=targets, centres=np.argwhere(targets[0] >= 0.999))
+    plain = crop(picture, 64, np.random.default_rng(3))
+    textured = crop(picture, 64, np.random.default_rng(3), detail=1.0)
+    assert np.array_equal(plain[1], textured[1])  # the same crop, the same targets
+    assert not np.array_equal(plain[0], textured[0])
+    with pytest.raises(ValueError, match="detail"):
+        DetectTrainConfig(detail=2)
+
+
 def test_crop_workers_draw_the_same_batches_as_one_process():
     """--workers N: forked processes draw the batches while the network trains; each batch has
     its own random stream, so they are the crops one process draws, in the same order."""

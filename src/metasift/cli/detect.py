@@ -40,6 +40,7 @@ def add_parsers(sub) -> None:
         ("--real-share", float),
         ("--scale-jitter", float),
         ("--zoom", float),
+        ("--detail", float),
         ("--ema", float),
         ("--debris-weight", float),
         ("--max-val", int),
@@ -79,7 +80,7 @@ def _train_detector(args) -> int:
     from ..train.detector import DetectTrainConfig, train_detector
 
     names = (
-        "epochs steps batch_size crop lr lr_decay real_share scale_jitter zoom target_width ema "
+        "epochs steps batch_size crop lr lr_decay real_share scale_jitter zoom detail target_width ema "
         "debris_weight max_val "
         "seed workers "
         "max_steps pretrained clean_karyotypes init width device val_slides test_slides"
